@@ -35,7 +35,9 @@ mod document;
 mod error;
 mod ids;
 pub mod records;
+mod replica;
 pub mod schema;
+pub mod store;
 
 pub use document::{
     genesis_actor, ChangeAuthor, EditContext, FieldChange, FieldConflict, RecordDoc,
@@ -43,6 +45,7 @@ pub use document::{
 };
 pub use error::{DecodeError, Error, IdError, Result, SchemaError, StorageError};
 pub use ids::{CountyId, DeviceId, DocId, DocKind, DocOwner, PeerId, RecordId, SchoolId, UserId};
+pub use replica::{PeerDocState, Replica, DEFAULT_COMPACT_AFTER};
 pub use schema::{Record, RecordSpec};
 
 pub use automerge::{ActorId, ChangeHash};
