@@ -33,11 +33,13 @@
 
 mod document;
 mod error;
+pub mod harness;
 mod ids;
 pub mod records;
 mod replica;
 pub mod schema;
 pub mod store;
+pub mod sync;
 
 pub use document::{
     genesis_actor, ChangeAuthor, EditContext, FieldChange, FieldConflict, RecordDoc,

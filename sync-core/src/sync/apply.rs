@@ -1,0 +1,101 @@
+//! Applying changes from outside (a peer, a bundle) to a copy of a document,
+//! and checking the result before anything is committed. Shared by the
+//! responder, the initiator and bundle import, so every path into a replica
+//! holds data to the same rules.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+
+use super::wire::{ChangeData, Problem};
+use crate::document::RecordDoc;
+
+impl Problem {
+    pub(crate) fn new(doc: Option<&crate::DocId>, code: &str, message: impl Into<String>) -> Self {
+        Problem {
+            doc: doc.map(|d| d.to_string()),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs automerge on untrusted input. Automerge's decoders are fuzzed
+/// upstream, but a panic on a peer's bytes must never take down a server or
+/// an app: it becomes a `malformed` problem instead.
+pub(crate) fn guarded<T>(doc: &crate::DocId, what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Problem> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Problem::new(Some(doc), "malformed", format!("{what} does not decode: {e}"))),
+        Err(_) => Err(Problem::new(Some(doc), "malformed", format!("{what} could not be processed"))),
+    }
+}
+
+/// Decodes and applies change data to `doc` (a copy). Changes whose
+/// dependencies are missing are held back by Automerge and do not appear in
+/// the heads. Returns how many changes were offered.
+pub(crate) fn apply_data(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize, Problem> {
+    let id = doc.id().clone();
+    match data {
+        ChangeData::None => Ok(0),
+        ChangeData::Changes(chunks) => {
+            let changes = guarded(&id, "a change", || {
+                chunks
+                    .iter()
+                    .map(|c| Change::from_bytes(c.clone()).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            let n = changes.len();
+            let am = doc.automerge_mut();
+            guarded(&id, "the changes", || am.apply_changes(changes).map_err(|e| e.to_string()))?;
+            Ok(n)
+        }
+        ChangeData::Document(bytes) => {
+            let mut other = guarded(&id, "the document", || Automerge::load(bytes).map_err(|e| e.to_string()))?;
+            let n = other.get_changes(&[]).len();
+            let am = doc.automerge_mut();
+            guarded(&id, "the document", || am.merge(&mut other).map(|_| ()).map_err(|e| e.to_string()))?;
+            Ok(n)
+        }
+    }
+}
+
+/// Checks a document after outside changes: on its schema, and nothing that
+/// `before` had was erased or replaced.
+pub(crate) fn check_result(before: &RecordDoc, after: &RecordDoc) -> Result<(), Problem> {
+    if before.heads() == after.heads() {
+        return Ok(());
+    }
+    let id = after.id();
+    after
+        .validate()
+        .and_then(|_| after.check_nothing_erased(before))
+        .map_err(|e| Problem::new(Some(id), "off_schema", format!("{e}; the change was refused and nothing was applied")))
+}
+
+/// The changes `doc` has that a peer at `their` heads lacks, in the most
+/// compact form: a whole-document save when the peer has nothing but the
+/// genesis change, else the individual changes.
+pub(crate) fn changes_since(doc: &RecordDoc, their: &[ChangeHash]) -> ChangeData {
+    let known: Vec<ChangeHash> = their
+        .iter()
+        .filter(|h| doc.automerge().get_change_by_hash(h).is_some())
+        .copied()
+        .collect();
+    let changes = doc.automerge().get_changes(&known);
+    if changes.is_empty() {
+        return ChangeData::None;
+    }
+    let genesis = RecordDoc::genesis_hash(doc.id());
+    let peer_has_nothing = known.iter().all(|h| *h == genesis);
+    if peer_has_nothing && changes.len() > 2 {
+        ChangeData::Document(doc.automerge().save())
+    } else {
+        ChangeData::Changes(changes.iter().map(|c| c.raw_bytes().to_vec()).collect())
+    }
+}
+
+/// Whether `doc` holds every change in `heads`.
+pub(crate) fn has_all(doc: &RecordDoc, heads: &[ChangeHash]) -> bool {
+    heads.iter().all(|h| doc.automerge().get_change_by_hash(h).is_some())
+}

@@ -1,0 +1,205 @@
+//! The responding side of a sync: takes one request's bytes, gives one
+//! response's bytes. Stateless between calls except for what it stores in the
+//! replica (Automerge sync states while a peer falls back to that protocol).
+
+use std::collections::BTreeSet;
+
+use automerge::sync::{self, SyncDoc};
+
+use super::apply::{apply_data, changes_since, check_result, guarded, has_all};
+use super::policy::{Access, AccessPolicy};
+use super::wire::{from_wire, to_wire, ChangeData, DocReply, DocRequest, Message, Problem};
+use crate::document::RecordDoc;
+use crate::error::Result;
+use crate::ids::{DocId, PeerId};
+use crate::replica::{PeerDocState, Replica};
+use crate::store::Storage;
+
+/// Limits a responder enforces on each request.
+#[derive(Clone, Debug)]
+pub struct ResponderLimits {
+    /// Largest request once decompressed.
+    pub max_decoded: usize,
+    /// Most documents in one request.
+    pub max_docs: usize,
+}
+
+impl Default for ResponderLimits {
+    fn default() -> Self {
+        Self {
+            max_decoded: super::wire::DEFAULT_MAX_DECODED,
+            max_docs: 20_000,
+        }
+    }
+}
+
+/// Answers one sync request from `peer`.
+///
+/// Every document is checked against `policy`; incoming changes are applied to
+/// copies, validated, and committed durably, all or nothing, before the
+/// response is returned. A refusal is itself a response (a `Refused` message
+/// naming each problem); `Err` means local storage failed.
+pub fn respond<S: Storage>(
+    replica: &mut Replica<S>,
+    peer: &PeerId,
+    policy: &dyn AccessPolicy,
+    limits: &ResponderLimits,
+    request: &[u8],
+) -> Result<Vec<u8>> {
+    Ok(match respond_inner(replica, peer, policy, limits, request)? {
+        Ok(m) | Err(m) => m.encode(),
+    })
+}
+
+fn refused(problems: Vec<Problem>) -> std::result::Result<Message, Message> {
+    Err(Message::Refused(problems))
+}
+
+fn respond_inner<S: Storage>(
+    replica: &mut Replica<S>,
+    peer: &PeerId,
+    policy: &dyn AccessPolicy,
+    limits: &ResponderLimits,
+    request: &[u8],
+) -> Result<std::result::Result<Message, Message>> {
+    let docs = match Message::decode_limited(request, limits.max_decoded) {
+        Ok(Message::Request(docs)) => docs,
+        Ok(_) => return Ok(refused(vec![Problem::new(None, "malformed", "expected a sync request")])),
+        Err(e) => {
+            let code = if matches!(e, crate::DecodeError::TooLarge { .. }) { "too_large" } else { "malformed" };
+            return Ok(refused(vec![Problem::new(None, code, e.to_string())]));
+        }
+    };
+    if docs.len() > limits.max_docs {
+        return Ok(refused(vec![Problem::new(
+            None,
+            "too_large",
+            format!("{} documents in one request; at most {}", docs.len(), limits.max_docs),
+        )]));
+    }
+    let mut seen = BTreeSet::new();
+    for (id, _) in &docs {
+        if !seen.insert(id) {
+            return Ok(refused(vec![Problem::new(Some(id), "malformed", "document listed twice")]));
+        }
+    }
+
+    // Phase 1: check access and apply everything to copies.
+    let mut problems = Vec::new();
+    let mut changed: Vec<RecordDoc> = Vec::new();
+    let mut am_states: Vec<(DocId, sync::State)> = Vec::new();
+    for (id, req) in &docs {
+        let incoming_am = match req {
+            DocRequest::Automerge(bytes) => match guarded(id, "the automerge sync message", || {
+                sync::Message::decode(bytes).map_err(|e| e.to_string())
+            }) {
+                Ok(m) => Some(m),
+                Err(p) => {
+                    problems.push(p);
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        let writes = match req {
+            DocRequest::Push { data, .. } => !data.is_empty(),
+            DocRequest::Automerge(_) => incoming_am.as_ref().is_some_and(|m| !m.changes.is_empty()),
+            DocRequest::Probe { .. } => false,
+        };
+        let access = if writes { Access::Write } else { Access::Read };
+        if let Err(why) = policy.check(id, access) {
+            problems.push(Problem::new(Some(id), "forbidden", why));
+            continue;
+        }
+        if !problems.is_empty() {
+            continue; // The request is refused anyway; only gather reasons.
+        }
+        let before = replica.doc(id)?.clone();
+        let mut after = before.clone();
+        let applied = match (req, incoming_am) {
+            (DocRequest::Push { data, .. }, _) => apply_data(&mut after, data).map(|_| ()),
+            (DocRequest::Automerge(_), Some(msg)) => {
+                let mut state = load_am_state(&replica.peer_state(peer, id)?);
+                let am = after.automerge_mut();
+                let r = guarded(id, "the automerge sync message", || {
+                    am.receive_sync_message(&mut state, msg).map_err(|e| e.to_string())
+                });
+                am_states.push((id.clone(), state));
+                r
+            }
+            _ => Ok(()),
+        };
+        if let Err(p) = applied.and_then(|_| check_result(&before, &after)) {
+            problems.push(p);
+            continue;
+        }
+        if after.heads() != before.heads() {
+            changed.push(after);
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(refused(problems));
+    }
+
+    // Phase 2: commit durably, all documents in one write.
+    replica.commit_docs(changed)?;
+
+    // Phase 3: answer each document.
+    let mut replies = Vec::with_capacity(docs.len());
+    let mut peer_states = Vec::new();
+    for (id, req) in docs {
+        let doc = replica.doc(&id)?;
+        let reply = match req {
+            DocRequest::Push { heads, .. } | DocRequest::Probe { heads } if has_all(doc, &from_wire(&heads)) => {
+                let mine = to_wire(&doc.heads());
+                let data = changes_since(doc, &from_wire(&heads));
+                if data.is_empty() && mine == heads {
+                    DocReply::Changes { heads: None, data: ChangeData::None }
+                } else {
+                    DocReply::Changes { heads: Some(mine), data }
+                }
+            }
+            DocRequest::Probe { heads } => DocReply::Changes {
+                heads: Some(to_wire(&doc.heads())),
+                data: changes_since(doc, &from_wire(&heads)),
+            },
+            DocRequest::Push { .. } => {
+                // The pushed changes do not attach to our history: the peer's
+                // memory of what we have is wrong (we were restored from a
+                // backup, or it was). Fall back to Automerge's protocol.
+                let mut state = sync::State::new();
+                let msg = doc.automerge().generate_sync_message(&mut state);
+                peer_states.push((id.clone(), am_peer_state(&state)));
+                DocReply::Automerge(msg.map(|m| m.encode()))
+            }
+            DocRequest::Automerge(_) => {
+                let mut state = am_states
+                    .iter()
+                    .position(|(d, _)| *d == id)
+                    .map(|i| am_states.swap_remove(i).1)
+                    .unwrap_or_default();
+                let msg = doc.automerge().generate_sync_message(&mut state);
+                peer_states.push((id.clone(), am_peer_state(&state)));
+                DocReply::Automerge(msg.map(|m| m.encode()))
+            }
+        };
+        replies.push((id, reply));
+    }
+    replica.set_peer_states(peer, &peer_states)?;
+    Ok(Ok(Message::Response(replies)))
+}
+
+pub(crate) fn load_am_state(st: &PeerDocState) -> sync::State {
+    st.automerge
+        .as_deref()
+        .and_then(|b| sync::State::decode(b).ok())
+        .unwrap_or_default()
+}
+
+fn am_peer_state(state: &sync::State) -> PeerDocState {
+    PeerDocState {
+        their_heads: None,
+        in_flight: false,
+        automerge: Some(state.encode()),
+    }
+}
