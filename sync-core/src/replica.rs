@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{ActorId, Automerge, ChangeHash};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
 
 use crate::document::RecordDoc;
@@ -125,6 +125,16 @@ impl<S: Storage> Replica<S> {
                 "stored data of {id} does not load ({e}); restore the data directory from a backup"
             )))
         })?;
+        // Automerge holds back changes whose dependencies are missing instead
+        // of failing; a stored chunk that does not attach means another was
+        // lost. Refuse to open, or a compaction would delete the orphan.
+        let missing = am.get_missing_deps(&[]);
+        if !missing.is_empty() {
+            return Err(Error::Storage(StorageError::Backend(format!(
+                "stored data of {id} is incomplete: {} change(s) it depends on are missing; restore the data directory from a backup",
+                missing.len()
+            ))));
+        }
         let mut doc = RecordDoc::from_automerge(id.clone(), am);
         doc.set_actor(self.actor.clone());
         let saved_heads = doc.heads();
@@ -363,6 +373,34 @@ mod tests {
         let eq = DocId::school(&school, DocKind::Equipment).unwrap();
         assert_eq!(again.doc(&eq).unwrap().list::<EquipmentItem>().unwrap().len(), 1);
         assert_eq!(again.loaded().collect::<Vec<_>>(), vec![&eq]);
+    }
+
+    #[test]
+    fn a_lost_chunk_is_an_error_not_a_silently_shorter_document() {
+        let storage = MemoryStorage::new();
+        let id = books_id();
+        let mut r = Replica::open(storage.clone());
+        r.edit(&id, |d| d.insert(&ctx(), RecordId::random(), &samples::book(1))).unwrap();
+        r.compact(&id).unwrap();
+        for n in 2..4 {
+            r.edit(&id, |d| d.insert(&ctx(), RecordId::random(), &samples::book(n))).unwrap();
+        }
+        let incs: Vec<StorageKey> = storage
+            .load_range(&KeyPrefix::Doc(id.clone()))
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| matches!(k, StorageKey::Incremental { .. }))
+            .collect();
+        assert_eq!(incs.len(), 2);
+        // Lose the chunk the other depends on (each holds one change; the
+        // earlier one has the lower sequence number).
+        let seq = |k: &StorageKey| automerge::Change::from_bytes(storage.load(k).unwrap().unwrap()).unwrap().seq();
+        let c1 = incs.iter().min_by_key(|k| seq(k)).unwrap().clone();
+        storage.delete(&c1).unwrap();
+        let mut again = Replica::open(storage);
+        let err = again.doc(&id).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("incomplete"), "{err}");
     }
 
     #[test]

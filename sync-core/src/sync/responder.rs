@@ -159,9 +159,11 @@ fn respond_inner<S: Storage>(
                     DocReply::Changes { heads: Some(mine), data }
                 }
             }
-            DocRequest::Probe { heads } => DocReply::Changes {
+            // We do not hold all the prober's changes: give only our heads;
+            // it pushes what we lack, or falls back if we both diverged.
+            DocRequest::Probe { .. } => DocReply::Changes {
                 heads: Some(to_wire(&doc.heads())),
-                data: changes_since(doc, &from_wire(&heads)),
+                data: ChangeData::None,
             },
             DocRequest::Push { .. } => {
                 // The pushed changes do not attach to our history: the peer's

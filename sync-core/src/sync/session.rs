@@ -29,8 +29,11 @@ use crate::replica::{PeerDocState, Replica};
 use crate::store::Storage;
 
 /// With no memory of a peer, a document with at most this many changes of
-/// its own is simply pushed whole; a larger one (a restored backup, a
-/// township laptop) uses Automerge's bloom-filter protocol instead.
+/// its own is simply pushed (one round trip). A larger one first probes with
+/// its heads: if the peer is only behind, the next round pushes exactly what
+/// it lacks (a compact whole-document save when it has nothing); if both
+/// sides diverged (a restored backup), Automerge's bloom-filter protocol
+/// finds the difference.
 pub const PUSH_WITHOUT_MEMORY_LIMIT: usize = 64;
 
 /// Rounds after which a session gives up (continuous concurrent edits).
@@ -169,8 +172,7 @@ impl SyncSession {
                     if own <= PUSH_WITHOUT_MEMORY_LIMIT {
                         Phase::Push
                     } else {
-                        self.stats.fallbacks += 1;
-                        Phase::Automerge
+                        Phase::Probe
                     }
                 };
             }
@@ -285,8 +287,12 @@ impl SyncSession {
                     self.stats.changes_received += count(&data);
                     apply_data(&mut after, &data).map_err(|p| Error::Refused(p.message))?;
                     let their = heads.map(|h| from_wire(&h)).unwrap_or_else(|| run.declared.clone());
-                    let phase = if !has_all(&after, &their) {
-                        Phase::Probe
+                    let diverged = !has_all(&after, &their);
+                    let phase = if diverged {
+                        // Each side has changes the other lacks and neither
+                        // knows which: Automerge's protocol finds them.
+                        self.stats.fallbacks += 1;
+                        Phase::Automerge
                     } else if after.automerge().get_changes(&their).is_empty() {
                         Phase::Settled
                     } else {
@@ -295,7 +301,7 @@ impl SyncSession {
                     states.push((
                         id.clone(),
                         PeerDocState {
-                            their_heads: Some(to_wire(&their)),
+                            their_heads: (!diverged).then(|| to_wire(&their)),
                             in_flight: false,
                             automerge: None,
                         },
