@@ -40,6 +40,7 @@ mod replica;
 pub mod schema;
 pub mod store;
 pub mod sync;
+pub mod workload;
 
 pub use document::{
     genesis_actor, ChangeAuthor, EditContext, FieldChange, FieldConflict, RecordDoc,

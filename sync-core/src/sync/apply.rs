@@ -38,6 +38,10 @@ pub(crate) fn apply_data(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize
     let id = doc.id().clone();
     match data {
         ChangeData::None => Ok(0),
+        ChangeData::Packed(packed) => {
+            let chunks = super::packed::unpack(packed).map_err(|e| Problem::new(Some(&id), "malformed", e))?;
+            apply_data(doc, &ChangeData::Changes(chunks))
+        }
         ChangeData::Changes(chunks) => {
             let changes = guarded(&id, "a change", || {
                 chunks
@@ -91,7 +95,8 @@ pub(crate) fn changes_since(doc: &RecordDoc, their: &[ChangeHash]) -> ChangeData
     if peer_has_nothing && changes.len() > 2 {
         ChangeData::Document(doc.automerge().save())
     } else {
-        ChangeData::Changes(changes.iter().map(|c| c.raw_bytes().to_vec()).collect())
+        let chunks: Vec<&[u8]> = changes.iter().map(|c| c.raw_bytes()).collect();
+        ChangeData::Packed(super::packed::pack(&chunks))
     }
 }
 

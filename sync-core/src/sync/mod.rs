@@ -3,6 +3,7 @@
 
 mod apply;
 mod bundle;
+pub mod packed;
 mod policy;
 mod responder;
 mod session;

@@ -362,6 +362,7 @@ fn count(data: &ChangeData) -> u64 {
     match data {
         ChangeData::None => 0,
         ChangeData::Changes(c) => c.len() as u64,
+        ChangeData::Packed(c) => c.len() as u64,
         ChangeData::Document(_) => 1,
     }
 }

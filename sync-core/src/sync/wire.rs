@@ -44,6 +44,8 @@ pub enum ChangeData {
     None,
     /// Individual Automerge changes, each its own chunk.
     Changes(Vec<Vec<u8>>),
+    /// Individual changes in causal order, packed (see [`super::packed`]).
+    Packed(Vec<super::packed::PackedChange>),
     /// A whole-document save (compact; used when the receiver has nothing
     /// but the genesis change).
     Document(Vec<u8>),
@@ -54,6 +56,7 @@ impl ChangeData {
         match self {
             ChangeData::None => true,
             ChangeData::Changes(c) => c.is_empty(),
+            ChangeData::Packed(c) => c.is_empty(),
             ChangeData::Document(_) => false,
         }
     }
