@@ -114,6 +114,14 @@ fn respond_inner<S: Storage>(
         if !problems.is_empty() {
             continue; // The request is refused anyway; only gather reasons.
         }
+        let incoming = match req {
+            DocRequest::Push { data, .. } => !data.is_empty(),
+            DocRequest::Automerge(_) => true,
+            DocRequest::Probe { .. } => false,
+        };
+        if !incoming {
+            continue; // Nothing to apply: no copy needed.
+        }
         let before = replica.doc(id)?.clone();
         let mut after = before.clone();
         let applied = match (req, incoming_am) {

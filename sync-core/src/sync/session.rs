@@ -14,6 +14,7 @@
 //! already arrived is not sent again. Missing or wrong memory falls back to
 //! Automerge's own sync protocol for the documents concerned.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use automerge::sync::{self, SyncDoc};
@@ -280,12 +281,20 @@ impl SyncSession {
                 return Err(Error::Protocol(format!("the response names {id}, which was not asked for")));
             }
             let run = self.docs.get_mut(&id).expect("sent docs are in scope");
-            let before = replica.doc(&id)?.clone();
-            let mut after = before.clone();
+            let incoming = match &reply {
+                DocReply::Changes { data, .. } => !data.is_empty(),
+                DocReply::Automerge(msg) => msg.is_some(),
+            };
+            // Only a reply that brings changes needs a copy to apply them to.
+            let current = replica.doc(&id)?;
+            let before = incoming.then(|| current.clone());
+            let mut after = Cow::Borrowed(current);
             match reply {
                 DocReply::Changes { heads, data } => {
                     self.stats.changes_received += count(&data);
-                    apply_data(&mut after, &data).map_err(|p| Error::Refused(p.message))?;
+                    if incoming {
+                        apply_data(after.to_mut(), &data).map_err(|p| Error::Refused(p.message))?;
+                    }
                     let their = heads.map(|h| from_wire(&h)).unwrap_or_else(|| run.declared.clone());
                     let diverged = !has_all(&after, &their);
                     let phase = if diverged {
@@ -320,7 +329,7 @@ impl SyncSession {
                         })
                         .map_err(|p| Error::Refused(p.message))?;
                         self.stats.changes_received += m.changes.len() as u64;
-                        let a = after.automerge_mut();
+                        let a = after.to_mut().automerge_mut();
                         guarded(&id, "the automerge sync message", || {
                             a.receive_sync_message(&mut am, m).map_err(|e| e.to_string())
                         })
@@ -337,9 +346,11 @@ impl SyncSession {
                     next_phase.push((id.clone(), Phase::Automerge, Some(am), idle));
                 }
             }
-            check_result(&before, &after).map_err(|p| Error::Refused(format!("the peer sent data that breaks the schema: {}", p.message)))?;
-            if after.heads() != before.heads() {
-                changed.push(after);
+            if let Some(before) = before {
+                check_result(&before, &after).map_err(|p| Error::Refused(format!("the peer sent data that breaks the schema: {}", p.message)))?;
+                if after.heads() != before.heads() {
+                    changed.push(after.into_owned());
+                }
             }
         }
         replica.commit_docs(changed)?;
