@@ -521,7 +521,6 @@ impl RecordDoc {
                 _ => push(Location::collection(&key), "must be the genesis map; it was replaced or doubled".into()),
             }
         }
-        drop(push);
         for spec in specs {
             let Ok(Some((_, coll))) = doc.get(ROOT, spec.collection) else {
                 v.push(Violation {

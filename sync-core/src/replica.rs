@@ -157,7 +157,7 @@ impl<S: Storage> Replica<S> {
     pub fn edit<T>(&mut self, id: &DocId, f: impl FnOnce(&mut RecordDoc) -> Result<T>) -> Result<T> {
         let loaded = self.load(id)?;
         let out = f(&mut loaded.doc);
-        self.persist(&[id.clone()])?;
+        self.persist(std::slice::from_ref(id))?;
         out
     }
 

@@ -44,8 +44,11 @@ fn chunk_hash(body: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Splits an uncompressed change chunk into (hash, deps, rest of body).
-fn split(chunk: &[u8]) -> Option<([u8; 32], Vec<[u8; 32]>, &[u8])> {
+/// An uncompressed change chunk taken apart: its hash, its dependencies,
+/// and the rest of its body.
+type Parts<'a> = ([u8; 32], Vec<[u8; 32]>, &'a [u8]);
+
+fn split(chunk: &[u8]) -> Option<Parts<'_>> {
     if chunk.len() < 10 || chunk[..4] != MAGIC || chunk[8] != CHANGE_CHUNK {
         return None;
     }
