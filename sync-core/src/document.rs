@@ -145,6 +145,22 @@ impl RecordDoc {
         self.doc.get_heads()
     }
 
+    /// A compressed whole-document save of the changes that are applied.
+    /// Changes held back for missing dependencies are left out: written to
+    /// storage they would make the document refuse to load.
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save_with_options(automerge::SaveOptions {
+            deflate: true,
+            retain_orphans: false,
+        })
+    }
+
+    /// Whether Automerge holds back changes whose dependencies have not
+    /// arrived yet.
+    pub fn has_held_back_changes(&self) -> bool {
+        !self.doc.get_missing_deps(&[]).is_empty()
+    }
+
     fn check_spec(&self, spec: &RecordSpec) -> Result<()> {
         if spec.doc_kind != self.kind() {
             return Err(Error::WrongDocument {

@@ -36,6 +36,11 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize
     }
+    /// A record id drawn from this generator (replayable, unlike
+    /// [`RecordId::random`]).
+    pub fn record_id(&mut self) -> RecordId {
+        RecordId::from_u128(((self.next_u64() as u128) << 64) | self.next_u64() as u128)
+    }
 }
 
 /// How a link misbehaves, as probabilities per message.
@@ -108,13 +113,16 @@ pub struct Network {
 impl Network {
     /// `n` peers holding every document of `school`.
     pub fn new(n: usize, school: &SchoolId, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
         let peers = (0..n)
             .map(|i| {
                 let storage = MemoryStorage::new();
+                let bits = ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128;
+                let actor = crate::ActorId::from(&bits.to_be_bytes()[..]);
                 Peer {
                     id: format!("peer-{i}").parse().expect("valid peer id"),
                     device: format!("device-{i}").parse().expect("valid device id"),
-                    replica: Replica::open(storage.clone()),
+                    replica: Replica::with_actor(storage.clone(), actor),
                     storage,
                     clock: 1_700_000_000_000 + i as i64,
                 }
@@ -123,7 +131,7 @@ impl Network {
         Self {
             peers,
             scope: DocId::all_for_school(school),
-            rng: Rng::new(seed),
+            rng,
             stale: Vec::new(),
         }
     }

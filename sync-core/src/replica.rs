@@ -219,7 +219,7 @@ impl<S: Storage> Replica<S> {
         let Some(l) = self.docs.get_mut(id) else {
             return Ok(());
         };
-        let bytes = l.doc.automerge().save();
+        let bytes = l.doc.save();
         let key = StorageKey::snapshot(id, &l.doc.heads());
         self.storage.put(&key, &bytes)?;
         for old in l.owned_keys.drain(..) {

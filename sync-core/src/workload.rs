@@ -107,7 +107,7 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
     })?;
     for n in 0..size.equipment {
         let (name, cat, price) = EQUIPMENT[rng.below(EQUIPMENT.len())];
-        let id = RecordId::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+        let id = rng.record_id();
         let ctx = clock.tick();
         let item = EquipmentItem {
             asset_no: format!("YQ-2024-{n:04}"),
@@ -131,7 +131,7 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
         tp.equipment.push(id);
     }
     for n in 0..size.books {
-        let id = RecordId::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+        let id = rng.record_id();
         let ctx = clock.tick();
         let book = Book {
             reg_no: format!("TS{n:06}"),
@@ -179,7 +179,7 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
         tp.boxes.push(id);
     }
     for n in 0..size.archive_items {
-        let id = RecordId::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+        let id = rng.record_id();
         let ctx = clock.tick();
         let filed = rng.chance(0.6);
         let item = ArchiveItem {
@@ -198,7 +198,7 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
         tp.archive_items.push(id);
     }
     for n in 0..size.checklist_rows {
-        let id = RecordId::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+        let id = rng.record_id();
         let ctx = clock.tick();
         let row = ChecklistRow {
             indicator_code: format!("C{:02}", n + 1),
@@ -242,7 +242,7 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
         let ctx = clock.tick();
         let edit = match i % 10 {
             0 | 1 => {
-                let id = RecordId::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+                let id = rng.record_id();
                 let book = Book {
                     reg_no: format!("TS{:06}", 900_000 + i),
                     isbn: Some(format!("97875{:08}", rng.below(100_000_000))),
@@ -280,7 +280,7 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
                     counted_by_device: ctx.device.to_string(),
                     note: None,
                 };
-                let lid = RecordId::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+                let lid = rng.record_id();
                 replica.edit(&doc(DocKind::Equipment), |d| d.insert(&ctx, lid, &line))?;
                 json!({"doc": doc(DocKind::Equipment), "id": lid, "insert": line})
             }
@@ -321,7 +321,7 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
             }
             8 => {
                 let row = tp.checklist_rows[rng.below(tp.checklist_rows.len())];
-                let pid = RecordId::from_u128(((rng.next_u64() as u128) << 64) | rng.next_u64() as u128);
+                let pid = rng.record_id();
                 let plan = ImprovementPlan {
                     row,
                     action: "申请配备音乐器材".into(),
@@ -342,4 +342,46 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
         edits.push(edit);
     }
     Ok(edits)
+}
+
+/// A plain book on the shelf, numbered `n` (for tests and examples).
+pub fn sample_book(n: usize) -> Book {
+    Book {
+        reg_no: format!("TS{n:06}"),
+        isbn: None,
+        title: format!("书{n}"),
+        author: None,
+        publisher: None,
+        pub_year: None,
+        clc_class: None,
+        price_fen: Some(1_000),
+        copies: 1,
+        shelf: None,
+        received_on: None,
+        status: BookStatus::OnShelf,
+        status_reason: None,
+        status_date: None,
+    }
+}
+
+/// A plain equipment item in use, numbered `n` (for tests and examples).
+pub fn sample_equipment(n: usize) -> EquipmentItem {
+    EquipmentItem {
+        asset_no: format!("YQ{n:05}"),
+        name: "天平".into(),
+        category_code: None,
+        brand: None,
+        model: None,
+        spec: None,
+        unit: Some("台".into()),
+        quantity: 1,
+        unit_price_fen: 12_000,
+        funding_source: None,
+        keeper: None,
+        room: None,
+        acquired_on: None,
+        status: EquipmentStatus::InUse,
+        status_reason: None,
+        status_date: None,
+    }
 }

@@ -8,6 +8,7 @@ use sync_core::harness::{Faults, Network};
 use sync_core::records::{
     Book, BookStatus, EquipmentItem, EquipmentStatus, SchoolProfile, StocktakeLine, StocktakeResult,
 };
+use sync_core::workload::{sample_book, sample_equipment};
 use sync_core::{DocId, DocKind, RecordId, SchoolId};
 
 #[derive(Clone, Debug)]
@@ -42,45 +43,7 @@ fn cases() -> u32 {
     std::env::var("TPSYNC_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
 }
 
-fn book(n: usize) -> Book {
-    Book {
-        reg_no: format!("TS{n:06}"),
-        isbn: None,
-        title: format!("书{n}"),
-        author: None,
-        publisher: None,
-        pub_year: None,
-        clc_class: None,
-        price_fen: None,
-        copies: 1,
-        shelf: None,
-        received_on: None,
-        status: BookStatus::OnShelf,
-        status_reason: None,
-        status_date: None,
-    }
-}
 
-fn item(n: usize) -> EquipmentItem {
-    EquipmentItem {
-        asset_no: format!("YQ{n:05}"),
-        name: "天平".into(),
-        category_code: None,
-        brand: None,
-        model: None,
-        spec: None,
-        unit: None,
-        quantity: 1,
-        unit_price_fen: 12_000,
-        funding_source: None,
-        keeper: None,
-        room: None,
-        acquired_on: None,
-        status: EquipmentStatus::InUse,
-        status_reason: None,
-        status_date: None,
-    }
-}
 
 fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     let school = SchoolId::new("4301230001").unwrap();
@@ -92,15 +55,17 @@ fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     for (step, op) in ops.into_iter().enumerate() {
         match op {
             Op::AddBook { peer } => {
+                let id = net.rng().record_id();
                 let p = &mut net.peers[peer % n];
-                let (ctx, id) = (p.ctx(), RecordId::random());
-                p.replica.edit(&books, |d| d.insert(&ctx, id, &book(step))).unwrap();
+                let ctx = p.ctx();
+                p.replica.edit(&books, |d| d.insert(&ctx, id, &sample_book(step))).unwrap();
                 created.push(id);
             }
             Op::AddEquipment { peer } => {
+                let id = net.rng().record_id();
                 let p = &mut net.peers[peer % n];
-                let (ctx, id) = (p.ctx(), RecordId::random());
-                p.replica.edit(&equipment, |d| d.insert(&ctx, id, &item(step))).unwrap();
+                let ctx = p.ctx();
+                p.replica.edit(&equipment, |d| d.insert(&ctx, id, &sample_equipment(step))).unwrap();
                 created.push(id);
             }
             Op::EditShelf { peer, pick, shelf } => {
@@ -143,8 +108,9 @@ fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 }
             }
             Op::CountLine { peer } => {
+                let id = net.rng().record_id();
                 let p = &mut net.peers[peer % n];
-                let (ctx, id) = (p.ctx(), RecordId::random());
+                let ctx = p.ctx();
                 let line = StocktakeLine {
                     session: RecordId::from_u128(9),
                     item: None,

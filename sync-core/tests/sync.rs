@@ -4,12 +4,13 @@
 use automerge::transaction::Transactable;
 use automerge::{ReadDoc, ROOT};
 use sync_core::harness::{Faults, Network, Outcome};
-use sync_core::records::{Book, BookStatus, EquipmentItem, EquipmentStatus, StocktakeLine, StocktakeResult};
+use sync_core::records::{StocktakeLine, StocktakeResult};
 use sync_core::store::MemoryStorage;
 use sync_core::sync::{
     export_bundle, import_bundle, respond, AllowAll, BundleScope, ChangeData, DocRequest, DocSetPolicy, Message,
     ResponderLimits, SyncSession,
 };
+use sync_core::workload::{sample_book, sample_equipment};
 use sync_core::{DocId, DocKind, RecordId, Replica, SchoolId};
 
 fn school() -> SchoolId {
@@ -20,52 +21,14 @@ fn doc(kind: DocKind) -> DocId {
     DocId::school(&school(), kind).unwrap()
 }
 
-fn book(n: u32) -> Book {
-    Book {
-        reg_no: format!("TS{n:06}"),
-        isbn: None,
-        title: format!("书{n}"),
-        author: None,
-        publisher: None,
-        pub_year: None,
-        clc_class: None,
-        price_fen: Some(1000),
-        copies: 1,
-        shelf: Some("A-1".into()),
-        received_on: None,
-        status: BookStatus::OnShelf,
-        status_reason: None,
-        status_date: None,
-    }
-}
 
-fn equipment(n: u32) -> EquipmentItem {
-    EquipmentItem {
-        asset_no: format!("YQ{n:05}"),
-        name: "显微镜".into(),
-        category_code: None,
-        brand: None,
-        model: None,
-        spec: None,
-        unit: Some("台".into()),
-        quantity: 2,
-        unit_price_fen: 30_000,
-        funding_source: None,
-        keeper: None,
-        room: None,
-        acquired_on: None,
-        status: EquipmentStatus::InUse,
-        status_reason: None,
-        status_date: None,
-    }
-}
 
 fn add_books(net: &mut Network, peer: usize, n: std::ops::Range<u32>) -> Vec<RecordId> {
     let id = doc(DocKind::Books);
     n.map(|i| {
         let rid = RecordId::random();
         let ctx = net.peers[peer].ctx();
-        net.peers[peer].replica.edit(&id, |d| d.insert(&ctx, rid, &book(i))).unwrap();
+        net.peers[peer].replica.edit(&id, |d| d.insert(&ctx, rid, &sample_book(i as usize))).unwrap();
         rid
     })
     .collect()
@@ -226,7 +189,7 @@ fn poisoned_request(replica: &mut Replica<MemoryStorage>) -> Vec<u8> {
     let mut eq = replica.doc(&good_doc).unwrap().clone();
     let ctx = sync_core::EditContext { user: "u".parse().unwrap(), device: "d".parse().unwrap(), now_ms: 5 };
     let eb = eq.heads();
-    eq.insert(&ctx, RecordId::random(), &equipment(1)).unwrap();
+    eq.insert(&ctx, RecordId::random(), &sample_equipment(1)).unwrap();
     let good: Vec<Vec<u8>> = eq.automerge().get_changes(&eb).iter().map(|c| c.raw_bytes().to_vec()).collect();
     Message::Request(vec![
         (good_doc, DocRequest::Push { heads: vec![eq.heads()[0].0], data: ChangeData::Changes(good) }),
@@ -339,4 +302,57 @@ fn bundles_carry_changes_between_devices_that_have_no_network() {
     let err = import_bundle(&mut net.peers[1].replica, &policy, &small).unwrap_err();
     assert!(err.to_string().contains("forbidden"), "{err}");
     assert!(import_bundle(&mut net.peers[1].replica, &AllowAll, b"TPSY\x01\x00garbage").is_err());
+}
+
+#[test]
+fn a_large_offline_document_is_uploaded_whole_after_one_probe() {
+    let mut net = Network::new(2, &school(), 9);
+    add_books(&mut net, 0, 0..300);
+    let s = done(net.sync(0, 1, Faults::NONE).unwrap());
+    assert_eq!((s.round_trips, s.fallbacks), (2, 0), "probe, then one exact push: {s:?}");
+    let save = net.peers[0].replica.doc(&doc(DocKind::Books)).unwrap().automerge().save().len() as u64;
+    assert!(s.bytes_sent < save + 1_000, "sent {} for a {save}-byte document", s.bytes_sent);
+    assert!(net.converged().unwrap());
+}
+
+#[test]
+fn a_change_whose_dependency_is_missing_is_kept_until_the_dependency_arrives() {
+    use automerge::sync::{State, SyncDoc};
+    let books = doc(DocKind::Books);
+    let ctx = sync_core::EditContext { user: "u".parse().unwrap(), device: "d".parse().unwrap(), now_ms: 1 };
+    // B has two books, the second change depending on the first.
+    let mut b = Replica::open(MemoryStorage::new());
+    for n in 0..2 {
+        b.edit(&books, |d| d.insert(&ctx, RecordId::random(), &sample_book(n)).map(|_| ())).unwrap();
+    }
+    let b_doc = b.doc(&books).unwrap().automerge().clone();
+    // B wrongly believes the peer has the first book (as a bloom filter false
+    // positive would make it), so its message carries only the second.
+    let mut fake_peer = sync_core::RecordDoc::genesis(books.clone()).automerge().clone();
+    let first = b_doc.get_changes(&[sync_core::RecordDoc::genesis(books.clone()).heads()[0]])[0].clone();
+    fake_peer.apply_changes([first.clone()]).unwrap();
+    let (mut b_state, mut fake_state) = (State::new(), State::new());
+    let hello = fake_peer.generate_sync_message(&mut fake_state).unwrap();
+    b_doc.clone().receive_sync_message(&mut b_state, hello).unwrap();
+    let only_second = b_doc.generate_sync_message(&mut b_state).unwrap();
+    assert_eq!(only_second.changes.len(), 1);
+
+    let mut a = Replica::open(MemoryStorage::new());
+    let mut session = SyncSession::new("b".parse().unwrap(), [books.clone()]);
+    session.next_request(&mut a).unwrap().unwrap();
+    let crafted = Message::Response(vec![(books.clone(), sync_core::sync::DocReply::Automerge(Some(only_second.encode())))]).encode();
+    session.receive(&mut a, &crafted).unwrap();
+    assert!(a.doc(&books).unwrap().has_held_back_changes(), "the orphan change is kept in memory");
+    let next = session.next_request(&mut a).unwrap().unwrap();
+    let Message::Request(reqs) = Message::decode(&next).unwrap() else { panic!("a request") };
+    assert!(matches!(reqs[0].1, DocRequest::Automerge(_)), "still Automerge's protocol");
+    // Finishing against the real B converges with both books.
+    let resp = respond(&mut b, &"a".parse().unwrap(), &AllowAll, &ResponderLimits::default(), &next).unwrap();
+    session.receive(&mut a, &resp).unwrap();
+    while let Some(req) = session.next_request(&mut a).unwrap() {
+        let resp = respond(&mut b, &"a".parse().unwrap(), &AllowAll, &ResponderLimits::default(), &req).unwrap();
+        session.receive(&mut a, &resp).unwrap();
+    }
+    assert_eq!(a.doc(&books).unwrap().list::<sync_core::records::Book>().unwrap().len(), 2);
+    assert!(!a.doc(&books).unwrap().has_held_back_changes());
 }

@@ -93,7 +93,7 @@ pub(crate) fn changes_since(doc: &RecordDoc, their: &[ChangeHash]) -> ChangeData
     let genesis = RecordDoc::genesis_hash(doc.id());
     let peer_has_nothing = known.iter().all(|h| *h == genesis);
     if peer_has_nothing && changes.len() > 2 {
-        ChangeData::Document(doc.automerge().save())
+        ChangeData::Document(doc.save())
     } else {
         let chunks: Vec<&[u8]> = changes.iter().map(|c| c.raw_bytes()).collect();
         ChangeData::Packed(super::packed::pack(&chunks))
@@ -103,4 +103,12 @@ pub(crate) fn changes_since(doc: &RecordDoc, their: &[ChangeHash]) -> ChangeData
 /// Whether `doc` holds every change in `heads`.
 pub(crate) fn has_all(doc: &RecordDoc, heads: &[ChangeHash]) -> bool {
     heads.iter().all(|h| doc.automerge().get_change_by_hash(h).is_some())
+}
+
+/// Whether a copy that outside changes were applied to must replace the
+/// document: its heads moved, or Automerge holds back changes waiting for
+/// their dependencies. Those must stay in memory so the next sync message
+/// asks for the missing changes instead of receiving the same ones again.
+pub(crate) fn must_keep(before: &RecordDoc, after: &RecordDoc) -> bool {
+    after.heads() != before.heads() || after.has_held_back_changes()
 }

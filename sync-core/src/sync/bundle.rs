@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use automerge::ChangeHash;
 
-use super::apply::{apply_data, changes_since, check_result};
+use super::apply::{apply_data, changes_since, check_result, must_keep};
 use super::policy::{Access, AccessPolicy};
 use super::wire::{from_wire, ChangeData, Message, Problem};
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ pub fn export_bundle<S: Storage>(replica: &mut Replica<S>, docs: &[DocId], scope
         };
         let doc = replica.doc(id)?;
         let data = if since.is_empty() {
-            ChangeData::Document(doc.automerge().save())
+            ChangeData::Document(doc.save())
         } else {
             changes_since(doc, &since)
         };
@@ -79,7 +79,7 @@ pub fn import_bundle<S: Storage>(replica: &mut Replica<S>, policy: &dyn AccessPo
         let mut after = before.clone();
         match apply_data(&mut after, data).and_then(|_| check_result(&before, &after)) {
             Err(p) => problems.push(p),
-            Ok(()) if after.heads() != before.heads() => {
+            Ok(()) if must_keep(&before, &after) => {
                 report.docs_changed.push(id.clone());
                 changed.push(after);
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use automerge::sync::{self, SyncDoc};
 
-use super::apply::{apply_data, changes_since, check_result, guarded, has_all};
+use super::apply::{apply_data, changes_since, check_result, guarded, has_all, must_keep};
 use super::policy::{Access, AccessPolicy};
 use super::wire::{from_wire, to_wire, ChangeData, DocReply, DocRequest, Message, Problem};
 use crate::document::RecordDoc;
@@ -141,7 +141,7 @@ fn respond_inner<S: Storage>(
             problems.push(p);
             continue;
         }
-        if after.heads() != before.heads() {
+        if must_keep(&before, &after) {
             changed.push(after);
         }
     }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use automerge::sync::{self, SyncDoc};
 use automerge::ChangeHash;
 
-use super::apply::{apply_data, changes_since, check_result, guarded, has_all};
+use super::apply::{apply_data, changes_since, check_result, guarded, has_all, must_keep};
 use super::responder::load_am_state;
 use super::wire::{from_wire, to_wire, ChangeData, DocReply, DocRequest, Message};
 use crate::document::RecordDoc;
@@ -348,7 +348,7 @@ impl SyncSession {
             }
             if let Some(before) = before {
                 check_result(&before, &after).map_err(|p| Error::Refused(format!("the peer sent data that breaks the schema: {}", p.message)))?;
-                if after.heads() != before.heads() {
+                if must_keep(&before, &after) {
                     changed.push(after.into_owned());
                 }
             }
