@@ -120,7 +120,11 @@ impl<S: Storage> Replica<S> {
             owned_keys.push(key.clone());
             incrementals += 1;
         }
-        let am = Automerge::load(&bytes).map_err(|e| {
+        // Stored bytes are ours, but a damaged disk is outside: a panic in
+        // Automerge's decoder becomes an error too.
+        let loaded = std::panic::catch_unwind(|| Automerge::load(&bytes).map_err(|e| e.to_string()))
+            .unwrap_or_else(|_| Err("the decoder failed".into()));
+        let am = loaded.map_err(|e| {
             Error::Storage(StorageError::Backend(format!(
                 "stored data of {id} does not load ({e}); restore the data directory from a backup"
             )))

@@ -5,6 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use super::wire::{ChangeData, Problem};
@@ -35,12 +36,33 @@ pub(crate) fn guarded<T>(doc: &crate::DocId, what: &str, f: impl FnOnce() -> Res
 /// dependencies are missing are held back by Automerge and do not appear in
 /// the heads. Returns how many changes were offered.
 pub(crate) fn apply_data(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize, Problem> {
+    let before = doc.heads();
+    let n = apply_data_inner(doc, data)?;
+    if n > 0 {
+        check_storable(doc, &before)?;
+    }
+    Ok(n)
+}
+
+/// Automerge accepts some forged changes (valid checksum, inconsistent
+/// content) and only panics later, when they are saved or sent on. Run that
+/// path now, on the copy, so such a change is refused before anything is
+/// committed.
+pub(crate) fn check_storable(doc: &RecordDoc, since: &[ChangeHash]) -> Result<(), Problem> {
+    let am = doc.automerge();
+    guarded(doc.id(), "the changes", || {
+        am.save_after(since);
+        Ok(())
+    })
+}
+
+fn apply_data_inner(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize, Problem> {
     let id = doc.id().clone();
     match data {
         ChangeData::None => Ok(0),
         ChangeData::Packed(packed) => {
             let chunks = super::packed::unpack(packed).map_err(|e| Problem::new(Some(&id), "malformed", e))?;
-            apply_data(doc, &ChangeData::Changes(chunks))
+            apply_data_inner(doc, &ChangeData::Changes(chunks))
         }
         ChangeData::Changes(chunks) => {
             let changes = guarded(&id, "a change", || {
@@ -111,4 +133,36 @@ pub(crate) fn has_all(doc: &RecordDoc, heads: &[ChangeHash]) -> bool {
 /// asks for the missing changes instead of receiving the same ones again.
 pub(crate) fn must_keep(before: &RecordDoc, after: &RecordDoc) -> bool {
     after.heads() != before.heads() || after.has_held_back_changes()
+}
+
+/// Decodes a peer's Automerge sync message and puts its hash lists in the
+/// sorted order Automerge's own encoders assume.
+pub(crate) fn decode_sync_message(doc: &crate::DocId, bytes: &[u8]) -> Result<sync::Message, Problem> {
+    let mut m = guarded(doc, "the automerge sync message", || sync::Message::decode(bytes).map_err(|e| e.to_string()))?;
+    m.heads.sort();
+    m.heads.dedup();
+    m.need.sort();
+    m.need.dedup();
+    for have in &mut m.have {
+        have.last_sync.sort();
+        have.last_sync.dedup();
+    }
+    Ok(m)
+}
+
+/// Automerge's sync state as stored, with its hash lists sorted.
+pub(crate) fn decode_sync_state(bytes: Option<&[u8]>) -> sync::State {
+    let mut st = bytes.and_then(|b| sync::State::decode(b).ok()).unwrap_or_default();
+    st.shared_heads.sort();
+    st.shared_heads.dedup();
+    st
+}
+
+/// Automerge's `generate_sync_message`, which reads what the peer told us
+/// (its bloom filter among it): a peer's malformed filter must become a
+/// refusal, not a panic.
+pub(crate) fn generate_sync_message(doc: &RecordDoc, state: &mut sync::State) -> Result<Option<sync::Message>, Problem> {
+    let id = doc.id().clone();
+    let am = doc.automerge();
+    guarded(&id, "the peer's automerge sync state", || Ok(am.generate_sync_message(state)))
 }

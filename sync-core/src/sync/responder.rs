@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use automerge::sync::{self, SyncDoc};
 
-use super::apply::{apply_data, changes_since, check_result, guarded, has_all, must_keep};
+use super::apply::{apply_data, changes_since, check_result, check_storable, decode_sync_message, decode_sync_state, generate_sync_message, guarded, has_all, must_keep};
 use super::policy::{Access, AccessPolicy};
 use super::wire::{from_wire, to_wire, ChangeData, DocReply, DocRequest, Message, Problem};
 use crate::document::RecordDoc;
@@ -90,9 +90,7 @@ fn respond_inner<S: Storage>(
     let mut am_states: Vec<(DocId, sync::State)> = Vec::new();
     for (id, req) in &docs {
         let incoming_am = match req {
-            DocRequest::Automerge(bytes) => match guarded(id, "the automerge sync message", || {
-                sync::Message::decode(bytes).map_err(|e| e.to_string())
-            }) {
+            DocRequest::Automerge(bytes) => match decode_sync_message(id, bytes) {
                 Ok(m) => Some(m),
                 Err(p) => {
                     problems.push(p);
@@ -131,7 +129,12 @@ fn respond_inner<S: Storage>(
                 let am = after.automerge_mut();
                 let r = guarded(id, "the automerge sync message", || {
                     am.receive_sync_message(&mut state, msg).map_err(|e| e.to_string())
-                });
+                })
+                // Answering reads what the peer told us: try it on the copy
+                // now, so a hostile message is refused before anything is
+                // committed.
+                .and_then(|_| generate_sync_message(&after, &mut state.clone()).map(|_| ()))
+                .and_then(|_| check_storable(&after, &before.heads()));
                 am_states.push((id.clone(), state));
                 r
             }
@@ -178,7 +181,7 @@ fn respond_inner<S: Storage>(
                 // memory of what we have is wrong (we were restored from a
                 // backup, or it was). Fall back to Automerge's protocol.
                 let mut state = sync::State::new();
-                let msg = doc.automerge().generate_sync_message(&mut state);
+                let msg = generate_sync_message(doc, &mut state).unwrap_or(None);
                 peer_states.push((id.clone(), am_peer_state(&state)));
                 DocReply::Automerge(msg.map(|m| m.encode()))
             }
@@ -188,7 +191,9 @@ fn respond_inner<S: Storage>(
                     .position(|(d, _)| *d == id)
                     .map(|i| am_states.swap_remove(i).1)
                     .unwrap_or_default();
-                let msg = doc.automerge().generate_sync_message(&mut state);
+                // Tried on the copy in phase 1; should it still fail, the
+                // peer gets no message and falls back to probing.
+                let msg = generate_sync_message(doc, &mut state).unwrap_or(None);
                 peer_states.push((id.clone(), am_peer_state(&state)));
                 DocReply::Automerge(msg.map(|m| m.encode()))
             }
@@ -200,10 +205,7 @@ fn respond_inner<S: Storage>(
 }
 
 pub(crate) fn load_am_state(st: &PeerDocState) -> sync::State {
-    st.automerge
-        .as_deref()
-        .and_then(|b| sync::State::decode(b).ok())
-        .unwrap_or_default()
+    decode_sync_state(st.automerge.as_deref())
 }
 
 fn am_peer_state(state: &sync::State) -> PeerDocState {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use automerge::sync::{self, SyncDoc};
 use automerge::ChangeHash;
 
-use super::apply::{apply_data, changes_since, check_result, guarded, has_all, must_keep};
+use super::apply::{apply_data, changes_since, check_result, check_storable, decode_sync_message, generate_sync_message, guarded, has_all, must_keep};
 use super::responder::load_am_state;
 use super::wire::{from_wire, to_wire, ChangeData, DocReply, DocRequest, Message};
 use crate::document::RecordDoc;
@@ -199,7 +199,17 @@ impl SyncSession {
                 },
                 Phase::Automerge => {
                     let am = run.am_state.get_or_insert_with(|| load_am_state(&state));
-                    match doc.automerge().generate_sync_message(am) {
+                    let generated = match generate_sync_message(doc, am) {
+                        Ok(m) => m,
+                        Err(p) => {
+                            // The peer's last message left a state Automerge
+                            // cannot answer from: forget it and probe.
+                            run.am_state = None;
+                            run.phase = Phase::Probe;
+                            return Err(Error::Refused(p.message));
+                        }
+                    };
+                    match generated {
                         Some(msg) => {
                             self.stats.changes_sent += msg.changes.len() as u64;
                             DocRequest::Automerge(msg.encode())
@@ -324,15 +334,13 @@ impl SyncSession {
                     let mut am = run.am_state.take().unwrap_or_default();
                     let idle = msg.is_none();
                     if let Some(bytes) = msg {
-                        let m = guarded(&id, "the automerge sync message", || {
-                            sync::Message::decode(&bytes).map_err(|e| e.to_string())
-                        })
-                        .map_err(|p| Error::Refused(p.message))?;
+                        let m = decode_sync_message(&id, &bytes).map_err(|p| Error::Refused(p.message))?;
                         self.stats.changes_received += m.changes.len() as u64;
                         let a = after.to_mut().automerge_mut();
                         guarded(&id, "the automerge sync message", || {
                             a.receive_sync_message(&mut am, m).map_err(|e| e.to_string())
                         })
+                        .and_then(|_| check_storable(&after, &before.as_ref().expect("incoming").heads()))
                         .map_err(|p| Error::Refused(p.message))?;
                     }
                     states.push((

@@ -33,8 +33,13 @@ pub(crate) fn to_wire(heads: &[ChangeHash]) -> Heads {
     h
 }
 
+/// Heads from a peer or from storage, sorted (Automerge's encoders assume
+/// sorted hashes) and without duplicates.
 pub(crate) fn from_wire(heads: &[[u8; 32]]) -> Vec<ChangeHash> {
-    heads.iter().map(|h| ChangeHash(*h)).collect()
+    let mut h: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
+    h.sort();
+    h.dedup();
+    h
 }
 
 /// Changes of one document.
@@ -145,7 +150,7 @@ impl Message {
         let payload = if flags & FLAG_DEFLATE != 0 {
             let mut out = Vec::new();
             flate2::read::DeflateDecoder::new(body)
-                .take(max_decoded as u64 + 1)
+                .take((max_decoded as u64).saturating_add(1))
                 .read_to_end(&mut out)
                 .map_err(|e| DecodeError::Corrupt(format!("bad compression: {e}")))?;
             inflated = out;
