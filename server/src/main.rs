@@ -17,17 +17,32 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sync_core::harness::Rng;
-use sync_core::records::{ArchiveBox, ArchiveItem, Book, ChecklistRow, EquipmentItem, ImprovementPlan, StocktakeLine, StocktakeSession};
+use sync_core::records::{
+    ArchiveBox, ArchiveItem, Book, ChecklistRow, EquipmentItem, ImprovementPlan, StocktakeLine,
+    StocktakeSession,
+};
 use sync_core::store::SledStorage;
-use sync_core::sync::{export_bundle, import_bundle, respond, AllowAll, BundleScope, ResponderLimits, SyncSession, SyncStats};
+use sync_core::sync::{
+    export_bundle, import_bundle, respond, AllowAll, BundleScope, ResponderLimits, SyncSession,
+    SyncStats,
+};
 use sync_core::workload::{build_teaching_point, days_work, Clock, TeachingPointSize};
 use sync_core::{DocId, DocKind, PeerId, Record, RecordId, RecordSpec, Replica, SchoolId};
 
 #[derive(Parser)]
-#[command(name = "tpsync", version, about = "Offline-first records for rural teaching points (教学点): local stores, sync, bundles")]
+#[command(
+    name = "tpsync",
+    version,
+    about = "Offline-first records for rural teaching points (教学点): local stores, sync, bundles"
+)]
 struct Cli {
     /// The data directory; each store is a sled database in a folder of it.
-    #[arg(long, global = true, env = "TPSYNC_DATA", default_value = "./tpsync-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "TPSYNC_DATA",
+        default_value = "./tpsync-data"
+    )]
     data: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
@@ -135,13 +150,23 @@ impl Kind {
 type Error = Box<dyn std::error::Error>;
 
 fn open(data: &Path, store: &str) -> Result<Replica<SledStorage>, Error> {
-    if store.is_empty() || !store.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if store.is_empty()
+        || !store
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(format!("store name {store:?}: use letters, digits, '-' or '_'").into());
     }
     Ok(Replica::open(SledStorage::open(data.join(store))?))
 }
 
-fn sync_stores(from: &mut Replica<SledStorage>, from_name: &str, to: &mut Replica<SledStorage>, to_name: &str, scope: &[DocId]) -> Result<SyncStats, Error> {
+fn sync_stores(
+    from: &mut Replica<SledStorage>,
+    from_name: &str,
+    to: &mut Replica<SledStorage>,
+    to_name: &str,
+    scope: &[DocId],
+) -> Result<SyncStats, Error> {
     let mut session = SyncSession::new(to_name.parse::<PeerId>()?, scope.to_vec());
     let from_peer: PeerId = from_name.parse()?;
     while let Some(req) = session.next_request(from)? {
@@ -164,7 +189,10 @@ fn report(what: &str, s: &SyncStats, started: Instant) {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn demo(data: &Path, school: &str) -> Result<(), Error> {
@@ -177,8 +205,22 @@ fn demo(data: &Path, school: &str) -> Result<(), Error> {
     let tp = if phone.doc(&books)?.record_ids(&Book::SPEC)?.is_empty() {
         println!("Recording the reference teaching point on the phone, offline (300 equipment items, 2,000 books, 120 archive items, 60 checklist rows)…");
         let t = Instant::now();
-        let tp = build_teaching_point(&mut phone, &school, TeachingPointSize::REFERENCE, &mut clock, &mut rng)?;
-        println!("  {} durable edits in {:.1} s", 1 + 2 * tp.books.len() + tp.equipment.len() * 11 / 10 + tp.archive_items.len() + tp.checklist_rows.len() + 7, t.elapsed().as_secs_f64());
+        let tp = build_teaching_point(
+            &mut phone,
+            &school,
+            TeachingPointSize::REFERENCE,
+            &mut clock,
+            &mut rng,
+        )?;
+        println!(
+            "  {} durable edits in {:.1} s",
+            1 + 2 * tp.books.len()
+                + tp.equipment.len() * 11 / 10
+                + tp.archive_items.len()
+                + tp.checklist_rows.len()
+                + 7,
+            t.elapsed().as_secs_f64()
+        );
         tp
     } else {
         println!("The phone already holds the teaching point; adding another day.");
@@ -198,22 +240,42 @@ fn demo(data: &Path, school: &str) -> Result<(), Error> {
     report("second phone ← township sync", &s, t);
 
     let n = township.doc(&books)?.record_ids(&Book::SPEC)?.len();
-    let eq = township.doc(&DocId::school(&school, DocKind::Equipment)?)?.list::<EquipmentItem>()?;
-    let scrapped = eq.iter().filter(|(_, e)| e.status == sync_core::records::EquipmentStatus::Scrapped).count();
-    let value: i64 = eq.iter().filter(|(_, e)| e.status == sync_core::records::EquipmentStatus::InUse).map(|(_, e)| e.value_fen()).sum();
+    let eq = township
+        .doc(&DocId::school(&school, DocKind::Equipment)?)?
+        .list::<EquipmentItem>()?;
+    let scrapped = eq
+        .iter()
+        .filter(|(_, e)| e.status == sync_core::records::EquipmentStatus::Scrapped)
+        .count();
+    let value: i64 = eq
+        .iter()
+        .filter(|(_, e)| e.status == sync_core::records::EquipmentStatus::InUse)
+        .map(|(_, e)| e.value_fen())
+        .sum();
     println!("The township now holds {n} books and {} equipment items ({scrapped} scrapped, kept with their reason); equipment in use is worth {:.2} 元.", eq.len(), value as f64 / 100.0);
     for doc in &scope {
         township.doc(doc)?.validate()?;
     }
     println!("Every document validates. Stores are in {}", data.display());
-    println!("Try: tpsync list --data {} --store township --school {school} --kind equipment --limit 3", data.display());
+    println!(
+        "Try: tpsync list --data {} --store township --school {school} --kind equipment --limit 3",
+        data.display()
+    );
     Ok(())
 }
 
 /// Rebuilds the id lists a day's work picks from, from the stored records.
-fn reload_teaching_point(r: &mut Replica<SledStorage>, school: &SchoolId) -> Result<sync_core::workload::TeachingPoint, Error> {
-    let ids = |r: &mut Replica<SledStorage>, kind, spec: &RecordSpec| -> Result<Vec<RecordId>, Error> { Ok(r.doc(&DocId::school(school, kind)?)?.record_ids(spec)?) };
-    let stocktake = ids(r, DocKind::Equipment, &StocktakeSession::SPEC)?.first().copied();
+fn reload_teaching_point(
+    r: &mut Replica<SledStorage>,
+    school: &SchoolId,
+) -> Result<sync_core::workload::TeachingPoint, Error> {
+    let ids =
+        |r: &mut Replica<SledStorage>, kind, spec: &RecordSpec| -> Result<Vec<RecordId>, Error> {
+            Ok(r.doc(&DocId::school(school, kind)?)?.record_ids(spec)?)
+        };
+    let stocktake = ids(r, DocKind::Equipment, &StocktakeSession::SPEC)?
+        .first()
+        .copied();
     Ok(sync_core::workload::TeachingPoint {
         school: Some(school.clone()),
         equipment: ids(r, DocKind::Equipment, &EquipmentItem::SPEC)?,
@@ -236,7 +298,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             let s = sync_stores(&mut a, &from, &mut b, &to, &scope)?;
             report(&format!("{from} → {to} sync"), &s, t);
         }
-        Cmd::List { store, school, kind, limit } => {
+        Cmd::List {
+            store,
+            school,
+            kind,
+            limit,
+        } => {
             let spec = kind.spec();
             let doc = DocId::school(&SchoolId::new(school)?, spec.doc_kind)?;
             let mut r = open(data, &store)?;
@@ -246,9 +313,19 @@ fn run(cli: Cli) -> Result<(), Error> {
                 let json = d.record_json(&spec, *id)?.unwrap_or_default();
                 println!("{}", serde_json::json!({ "id": id, "record": json }));
             }
-            eprintln!("{} of {} {} record(s)", ids.len().min(limit), ids.len(), spec.name);
+            eprintln!(
+                "{} of {} {} record(s)",
+                ids.len().min(limit),
+                ids.len(),
+                spec.name
+            );
         }
-        Cmd::History { store, school, kind, id } => {
+        Cmd::History {
+            store,
+            school,
+            kind,
+            id,
+        } => {
             let spec = kind.spec();
             let doc = DocId::school(&SchoolId::new(school)?, spec.doc_kind)?;
             let mut r = open(data, &store)?;
@@ -267,14 +344,20 @@ fn run(cli: Cli) -> Result<(), Error> {
             let scope = DocId::all_for_school(&SchoolId::new(school)?);
             let mut r = open(data, &store)?;
             let bytes = export_bundle(&mut r, &scope, &BundleScope::Everything)?;
-            std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(&out, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!("wrote {} bytes to {}", bytes.len(), out.display());
         }
         Cmd::Bundle(BundleCmd::Import { store, file }) => {
-            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let mut r = open(data, &store)?;
             let rep = import_bundle(&mut r, &AllowAll, &bytes)?;
-            println!("{} document(s) changed, {} already up to date", rep.docs_changed.len(), rep.docs_unchanged.len());
+            println!(
+                "{} document(s) changed, {} already up to date",
+                rep.docs_changed.len(),
+                rep.docs_unchanged.len()
+            );
         }
     }
     Ok(())

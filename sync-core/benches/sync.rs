@@ -24,11 +24,23 @@ use sync_core::{DocId, PeerId, Replica, SchoolId};
 
 type R = Replica<SledStorage>;
 
-fn sync(phone: &mut R, phone_id: &PeerId, server: &mut R, scope: &[DocId]) -> (SyncStats, Duration) {
+fn sync(
+    phone: &mut R,
+    phone_id: &PeerId,
+    server: &mut R,
+    scope: &[DocId],
+) -> (SyncStats, Duration) {
     let start = Instant::now();
     let mut s = SyncSession::new("server".parse().unwrap(), scope.to_vec());
     while let Some(req) = s.next_request(phone).unwrap() {
-        let resp = respond(server, phone_id, &AllowAll, &ResponderLimits::default(), &req).unwrap();
+        let resp = respond(
+            server,
+            phone_id,
+            &AllowAll,
+            &ResponderLimits::default(),
+            &req,
+        )
+        .unwrap();
         s.receive(phone, &resp).unwrap();
     }
     (s.stats().clone(), start.elapsed())
@@ -42,7 +54,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0)))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
         .unwrap_or(0)
 }
 
@@ -71,11 +91,28 @@ fn main() {
 
     let mut phone = Replica::open(SledStorage::open(dir.path().join("phone")).unwrap());
     let t = Instant::now();
-    let tp = build_teaching_point(&mut phone, &school, TeachingPointSize::REFERENCE, &mut clock, &mut rng).unwrap();
+    let tp = build_teaching_point(
+        &mut phone,
+        &school,
+        TeachingPointSize::REFERENCE,
+        &mut clock,
+        &mut rng,
+    )
+    .unwrap();
     let build = t.elapsed();
-    let edits_made: usize = 1 + tp.equipment.len() + 2 * tp.books.len() + tp.equipment.len().div_ceil(10) + tp.boxes.len() + tp.archive_items.len() + tp.checklist_rows.len() + 1;
+    let edits_made: usize = 1
+        + tp.equipment.len()
+        + 2 * tp.books.len()
+        + tp.equipment.len().div_ceil(10)
+        + tp.boxes.len()
+        + tp.archive_items.len()
+        + tp.checklist_rows.len()
+        + 1;
 
-    let save_total: usize = scope.iter().map(|d| phone.doc(d).unwrap().automerge().save().len()).sum();
+    let save_total: usize = scope
+        .iter()
+        .map(|d| phone.doc(d).unwrap().automerge().save().len())
+        .sum();
 
     // Initial upload: the phone recorded everything offline; the server has nothing.
     let mut server = Replica::open(SledStorage::open(dir.path().join("server")).unwrap());
@@ -86,7 +123,8 @@ fn main() {
     let mut down = SyncStats::default();
     for i in 0..5 {
         let pid: PeerId = format!("phone-new-{i}").parse().unwrap();
-        let mut fresh = Replica::open(SledStorage::open(dir.path().join(format!("new-{i}"))).unwrap());
+        let mut fresh =
+            Replica::open(SledStorage::open(dir.path().join(format!("new-{i}"))).unwrap());
         let (s, d) = sync(&mut fresh, &pid, &mut server, &scope);
         down_times.push(d);
         down = s;
@@ -118,19 +156,53 @@ fn main() {
     }
 
     println!("tpsync sync benchmark — reference teaching point (300 equipment, 2000 books, 120 archive items, 60 checklist rows)");
-    println!("built with {edits_made} durable edits (one change each) in {}", ms(build));
+    println!(
+        "built with {edits_made} durable edits (one change each) in {}",
+        ms(build)
+    );
     println!();
-    println!("{:<34} {:>12} {:>12} {:>6} {:>11}", "", "bytes sent", "bytes recv", "RTs", "time");
-    println!("{:<34} {:>12} {:>12} {:>6} {:>11}", "initial upload (phone → server)", up.bytes_sent, up.bytes_received, up.round_trips, ms(up_time));
-    println!("{:<34} {:>12} {:>12} {:>6} {:>11}", "initial download (new phone)", down.bytes_sent, down.bytes_received, down.round_trips, ms(median(down_times)));
+    println!(
+        "{:<34} {:>12} {:>12} {:>6} {:>11}",
+        "", "bytes sent", "bytes recv", "RTs", "time"
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>6} {:>11}",
+        "initial upload (phone → server)",
+        up.bytes_sent,
+        up.bytes_received,
+        up.round_trips,
+        ms(up_time)
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>6} {:>11}",
+        "initial download (new phone)",
+        down.bytes_sent,
+        down.bytes_received,
+        down.round_trips,
+        ms(median(down_times))
+    );
     for (i, (s, _, _)) in days.iter().enumerate() {
-        println!("{:<34} {:>12} {:>12} {:>6} {:>11}", format!("day {} (50 edits)", i + 1), s.bytes_sent, s.bytes_received, s.round_trips, ms(day_times[i]));
+        println!(
+            "{:<34} {:>12} {:>12} {:>6} {:>11}",
+            format!("day {} (50 edits)", i + 1),
+            s.bytes_sent,
+            s.bytes_received,
+            s.round_trips,
+            ms(day_times[i])
+        );
     }
     println!();
     println!("Automerge's own compressed save of the 6 documents: {save_total} bytes");
-    println!("store open (sled, cold): median {}; open + load all 6 documents: median {}", ms(median(opens)), ms(median(loads)));
+    println!(
+        "store open (sled, cold): median {}; open + load all 6 documents: median {}",
+        ms(median(opens)),
+        ms(median(loads))
+    );
     println!("day's sync: median {}", ms(median(day_times.clone())));
-    println!("peak RSS (whole bench process: phones, server, workload): {} MiB", peak_rss_kib() / 1024);
+    println!(
+        "peak RSS (whole bench process: phones, server, workload): {} MiB",
+        peak_rss_kib() / 1024
+    );
     println!();
 
     let mut ok = true;
@@ -139,7 +211,11 @@ fn main() {
         ok &= pass;
     };
     let rts = days.iter().map(|(s, _, _)| s.round_trips).max().unwrap();
-    check("day's sync in 1 round trip", rts == 1, format!("max {rts} round trip(s) over {} days", days.len()));
+    check(
+        "day's sync in 1 round trip",
+        rts == 1,
+        format!("max {rts} round trip(s) over {} days", days.len()),
+    );
     let worst = days
         .iter()
         .map(|(s, _, gz)| (s.bytes_sent + s.bytes_received) as f64 / *gz as f64)
@@ -148,11 +224,18 @@ fn main() {
     check(
         "day's wire bytes ≤ 2× gzip(JSON of edits)",
         worst <= 2.0,
-        format!("worst ratio {worst:.2} (day 1: {} wire bytes vs JSON {j0} B, gzip {g0} B)", s0.bytes_sent + s0.bytes_received),
+        format!(
+            "worst ratio {worst:.2} (day 1: {} wire bytes vs JSON {j0} B, gzip {g0} B)",
+            s0.bytes_sent + s0.bytes_received
+        ),
     );
     let up_ratio = (up.bytes_sent + up.bytes_received) as f64 / save_total as f64;
     let down_ratio = (down.bytes_sent + down.bytes_received) as f64 / save_total as f64;
-    check("initial sync ≤ 1.2× Automerge's compressed save", up_ratio <= 1.2 && down_ratio <= 1.2, format!("upload {up_ratio:.3}×, download {down_ratio:.3}×"));
+    check(
+        "initial sync ≤ 1.2× Automerge's compressed save",
+        up_ratio <= 1.2 && down_ratio <= 1.2,
+        format!("upload {up_ratio:.3}×, download {down_ratio:.3}×"),
+    );
     if !ok {
         std::process::exit(1);
     }

@@ -97,7 +97,8 @@ impl RecordDoc {
         let mut doc = Automerge::new().with_actor(genesis_actor());
         let mut tx = doc.transaction();
         tx.put(ROOT, "schema", SCHEMA_VERSION).expect("genesis put");
-        tx.put(ROOT, "kind", id.kind().as_str()).expect("genesis put");
+        tx.put(ROOT, "kind", id.kind().as_str())
+            .expect("genesis put");
         tx.put(ROOT, "doc", id.to_string()).expect("genesis put");
         for spec in specs_for(id.kind()) {
             tx.put_object(ROOT, spec.collection, ObjType::Map)
@@ -205,7 +206,13 @@ impl RecordDoc {
         }
     }
 
-    fn commit(&mut self, ctx: &EditContext, f: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> std::result::Result<(), automerge::AutomergeError>) -> Result<Option<ChangeHash>> {
+    fn commit(
+        &mut self,
+        ctx: &EditContext,
+        f: impl FnOnce(
+            &mut automerge::transaction::Transaction<'_>,
+        ) -> std::result::Result<(), automerge::AutomergeError>,
+    ) -> Result<Option<ChangeHash>> {
         let message = serde_json::to_string(&ChangeAuthor {
             user: ctx.user.to_string(),
             device: ctx.device.to_string(),
@@ -229,11 +236,19 @@ impl RecordDoc {
 
     /// Adds a new record under `id`. Fails if the id is taken: records are
     /// never replaced.
-    pub fn insert<R: Record>(&mut self, ctx: &EditContext, id: RecordId, record: &R) -> Result<ChangeHash> {
+    pub fn insert<R: Record>(
+        &mut self,
+        ctx: &EditContext,
+        id: RecordId,
+        record: &R,
+    ) -> Result<ChangeHash> {
         let spec = R::SPEC;
         let coll = self.collection(&spec)?;
         if spec.singleton {
-            return Err(Error::Protocol(format!("{} is a singleton; use update_singleton", spec.name)));
+            return Err(Error::Protocol(format!(
+                "{} is a singleton; use update_singleton",
+                spec.name
+            )));
         }
         if self.doc.get(&coll, id.to_string()).ok().flatten().is_some() {
             return Err(Error::RecordExists {
@@ -257,7 +272,12 @@ impl RecordDoc {
     /// Reads a record, changes it with `f`, and writes only the fields that
     /// changed, so concurrent edits of different fields both survive. Returns
     /// whether anything changed.
-    pub fn update<R: Record>(&mut self, ctx: &EditContext, id: RecordId, f: impl FnOnce(&mut R)) -> Result<bool> {
+    pub fn update<R: Record>(
+        &mut self,
+        ctx: &EditContext,
+        id: RecordId,
+        f: impl FnOnce(&mut R),
+    ) -> Result<bool> {
         let spec = R::SPEC;
         let obj = self.record_obj(&spec, id)?.ok_or(Error::RecordNotFound {
             doc: self.id.clone(),
@@ -271,7 +291,11 @@ impl RecordDoc {
 
     /// Changes the document's singleton record (the school profile, the
     /// template settings).
-    pub fn update_singleton<R: Record>(&mut self, ctx: &EditContext, f: impl FnOnce(&mut R)) -> Result<bool> {
+    pub fn update_singleton<R: Record>(
+        &mut self,
+        ctx: &EditContext,
+        f: impl FnOnce(&mut R),
+    ) -> Result<bool> {
         let spec = R::SPEC;
         let obj = self.collection(&spec)?;
         let before: R = self.read_record(&spec, &obj, None)?;
@@ -280,7 +304,14 @@ impl RecordDoc {
         self.write_diff(ctx, &spec, &obj, &before, &after)
     }
 
-    fn write_diff<R: Record>(&mut self, ctx: &EditContext, spec: &RecordSpec, obj: &ObjId, before: &R, after: &R) -> Result<bool> {
+    fn write_diff<R: Record>(
+        &mut self,
+        ctx: &EditContext,
+        spec: &RecordSpec,
+        obj: &ObjId,
+        before: &R,
+        after: &R,
+    ) -> Result<bool> {
         let old: HashMap<&str, ScalarValue> = to_fields(spec, before)?.into_iter().collect();
         let changed: Vec<(&str, ScalarValue)> = to_fields(spec, after)?
             .into_iter()
@@ -320,13 +351,19 @@ impl RecordDoc {
     }
 
     /// The records of a kind for which `keep` is true, in id order.
-    pub fn list_where<R: Record>(&self, mut keep: impl FnMut(&R) -> bool) -> Result<Vec<(RecordId, R)>> {
+    pub fn list_where<R: Record>(
+        &self,
+        mut keep: impl FnMut(&R) -> bool,
+    ) -> Result<Vec<(RecordId, R)>> {
         let spec = R::SPEC;
         let coll = self.collection(&spec)?;
         let mut out = Vec::new();
         for item in self.doc.map_range(&coll, ..) {
             let id: RecordId = item.key.parse().map_err(|_| {
-                self.off_schema(Location::record(spec.collection, &item.key), "key is not a record id")
+                self.off_schema(
+                    Location::record(spec.collection, &item.key),
+                    "key is not a record id",
+                )
             })?;
             let obj = item.id();
             let r: R = self.read_record(&spec, &obj, Some(id))?;
@@ -347,10 +384,17 @@ impl RecordDoc {
             .collect())
     }
 
-    fn read_fields(&self, spec: &RecordSpec, obj: &ObjId) -> serde_json::Map<String, serde_json::Value> {
+    fn read_fields(
+        &self,
+        spec: &RecordSpec,
+        obj: &ObjId,
+    ) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
         for item in self.doc.map_range(obj, ..) {
-            let ty = spec.field(&item.key).map(|f| f.ty).unwrap_or(schema::FieldType::Text);
+            let ty = spec
+                .field(&item.key)
+                .map(|f| f.ty)
+                .unwrap_or(schema::FieldType::Text);
             let value = match item.value {
                 automerge::ValueRef::Scalar(s) => schema::scalar_to_json(ty, &ScalarValue::from(s)),
                 automerge::ValueRef::Object(_) => serde_json::Value::String("<object>".into()),
@@ -360,7 +404,12 @@ impl RecordDoc {
         map
     }
 
-    fn read_record<R: Record>(&self, spec: &RecordSpec, obj: &ObjId, id: Option<RecordId>) -> Result<R> {
+    fn read_record<R: Record>(
+        &self,
+        spec: &RecordSpec,
+        obj: &ObjId,
+        id: Option<RecordId>,
+    ) -> Result<R> {
         let map = self.read_fields(spec, obj);
         serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
             let at = match id {
@@ -372,7 +421,11 @@ impl RecordDoc {
     }
 
     /// A record's fields as JSON, whatever its kind (for tools and exports).
-    pub fn record_json(&self, spec: &RecordSpec, id: RecordId) -> Result<Option<serde_json::Value>> {
+    pub fn record_json(
+        &self,
+        spec: &RecordSpec,
+        id: RecordId,
+    ) -> Result<Option<serde_json::Value>> {
         Ok(self
             .record_obj(spec, id)?
             .map(|obj| serde_json::Value::Object(self.read_fields(spec, &obj))))
@@ -389,8 +442,14 @@ impl RecordDoc {
             if !item.conflict {
                 continue;
             }
-            let ty = spec.field(&item.key).map(|f| f.ty).unwrap_or(schema::FieldType::Text);
-            let all = self.doc.get_all(&obj, item.key.as_ref()).unwrap_or_default();
+            let ty = spec
+                .field(&item.key)
+                .map(|f| f.ty)
+                .unwrap_or(schema::FieldType::Text);
+            let all = self
+                .doc
+                .get_all(&obj, item.key.as_ref())
+                .unwrap_or_default();
             // get_all lists values in op order; the winner (the value reads
             // show) is the last. Put it first.
             let mut values: Vec<serde_json::Value> = all
@@ -412,13 +471,23 @@ impl RecordDoc {
 
     /// Resolves a conflict on one field by writing the chosen value, which
     /// supersedes every concurrent value this replica has seen.
-    pub fn resolve_conflict(&mut self, ctx: &EditContext, spec: &RecordSpec, id: RecordId, field: &str, value: &serde_json::Value) -> Result<()> {
+    pub fn resolve_conflict(
+        &mut self,
+        ctx: &EditContext,
+        spec: &RecordSpec,
+        id: RecordId,
+        field: &str,
+        value: &serde_json::Value,
+    ) -> Result<()> {
         let fspec = spec.field(field).ok_or_else(|| Error::UnknownField {
             kind: spec.name,
             field: field.to_owned(),
         })?;
         let scalar = schema::json_to_scalar(fspec.ty, value).map_err(|problem| {
-            self.off_schema(Location::field(spec.collection, &id.to_string(), field), problem)
+            self.off_schema(
+                Location::field(spec.collection, &id.to_string(), field),
+                problem,
+            )
         })?;
         let obj = self.record_obj(spec, id)?.ok_or(Error::RecordNotFound {
             doc: self.id.clone(),
@@ -465,8 +534,13 @@ impl RecordDoc {
                 if !on_target {
                     continue;
                 }
-                let automerge::legacy::Key::Map(field) = &op.key else { continue };
-                let ty = spec.field(field).map(|f| f.ty).unwrap_or(schema::FieldType::Text);
+                let automerge::legacy::Key::Map(field) = &op.key else {
+                    continue;
+                };
+                let ty = spec
+                    .field(field)
+                    .map(|f| f.ty)
+                    .unwrap_or(schema::FieldType::Text);
                 let new = match &op.action {
                     automerge::legacy::OpType::Put(v) => schema::scalar_to_json(ty, v),
                     automerge::legacy::OpType::Delete => serde_json::Value::Null,
@@ -516,8 +590,14 @@ impl RecordDoc {
         ];
         for (key, want) in &expect_root {
             match doc.get_all(ROOT, *key) {
-                Ok(vals) if vals.len() == 1 && matches!(&vals[0].0, Value::Scalar(s) if s.as_str() == Some(want.as_str())) => {}
-                _ => push(Location::collection(key), format!("must be exactly {want:?}")),
+                Ok(vals)
+                    if vals.len() == 1
+                        && matches!(&vals[0].0, Value::Scalar(s) if s.as_str() == Some(want.as_str())) =>
+                    {}
+                _ => push(
+                    Location::collection(key),
+                    format!("must be exactly {want:?}"),
+                ),
             }
         }
         let genesis = genesis_actor();
@@ -527,14 +607,23 @@ impl RecordDoc {
                 continue;
             }
             let Some(pos) = specs.iter().position(|s| s.collection == key) else {
-                push(Location::collection(&key), "is not a collection of this document kind".into());
+                push(
+                    Location::collection(&key),
+                    "is not a collection of this document kind".into(),
+                );
                 continue;
             };
             // Collections are the genesis change's objects, counters 4, 5, …
             let want_ctr = (ROOT_SCALARS.len() + 1 + pos) as u64;
             match doc.get_all(ROOT, key.as_str()) {
-                Ok(vals) if vals.len() == 1 && matches!(&vals[0], (Value::Object(ObjType::Map), ObjId::Id(ctr, a, _)) if *ctr == want_ctr && *a == genesis) => {}
-                _ => push(Location::collection(&key), "must be the genesis map; it was replaced or doubled".into()),
+                Ok(vals)
+                    if vals.len() == 1
+                        && matches!(&vals[0], (Value::Object(ObjType::Map), ObjId::Id(ctr, a, _)) if *ctr == want_ctr && *a == genesis) =>
+                    {}
+                _ => push(
+                    Location::collection(&key),
+                    "must be the genesis map; it was replaced or doubled".into(),
+                ),
             }
         }
         for spec in specs {
@@ -570,7 +659,13 @@ impl RecordDoc {
         }
     }
 
-    fn validate_fields(&self, spec: &RecordSpec, obj: &ObjId, record: Option<&str>, v: &mut Vec<Violation>) {
+    fn validate_fields(
+        &self,
+        spec: &RecordSpec,
+        obj: &ObjId,
+        record: Option<&str>,
+        v: &mut Vec<Violation>,
+    ) {
         let loc = |field: &str| Location {
             collection: Some(spec.collection.to_owned()),
             record: record.map(str::to_owned),
@@ -601,7 +696,10 @@ impl RecordDoc {
                 match value {
                     Value::Scalar(s) => {
                         if let Err(problem) = schema::check_value(f.ty, &s) {
-                            v.push(Violation { at: loc(&name), problem });
+                            v.push(Violation {
+                                at: loc(&name),
+                                problem,
+                            });
                         } else if f.required && matches!(s.as_ref(), ScalarValue::Null) {
                             v.push(Violation {
                                 at: loc(&name),
@@ -648,7 +746,8 @@ impl RecordDoc {
                     Some(id) if *id == item.id() => {}
                     Some(_) => v.push(Violation {
                         at: Location::record(spec.collection, &item.key),
-                        problem: "record was replaced; change its fields or its status instead".into(),
+                        problem: "record was replaced; change its fields or its status instead"
+                            .into(),
                     }),
                     None => v.push(Violation {
                         at: Location::record(spec.collection, &item.key),
@@ -680,8 +779,11 @@ fn author_of(change: &Change) -> Option<ChangeAuthor> {
 /// A record's fields as (name, stored scalar), in spec order; `None` becomes
 /// `Null`.
 fn to_fields<R: Record>(spec: &RecordSpec, record: &R) -> Result<Vec<(&'static str, ScalarValue)>> {
-    let json = serde_json::to_value(record).map_err(|e| Error::Protocol(format!("{} does not serialize: {e}", spec.name)))?;
-    let obj = json.as_object().ok_or_else(|| Error::Protocol(format!("{} is not a struct", spec.name)))?;
+    let json = serde_json::to_value(record)
+        .map_err(|e| Error::Protocol(format!("{} does not serialize: {e}", spec.name)))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| Error::Protocol(format!("{} is not a struct", spec.name)))?;
     let mut out = Vec::with_capacity(spec.fields.len());
     for f in spec.fields {
         let v = obj.get(f.name).unwrap_or(&serde_json::Value::Null);
@@ -749,7 +851,11 @@ mod tests {
             let a = doc(kind);
             let b = doc(kind);
             assert_eq!(a.heads(), b.heads(), "{kind:?}");
-            assert_ne!(a.doc.get_actor(), b.doc.get_actor(), "devices edit as different actors");
+            assert_ne!(
+                a.doc.get_actor(),
+                b.doc.get_actor(),
+                "devices edit as different actors"
+            );
             a.validate().unwrap();
         }
         let t = RecordDoc::genesis(DocId::template(&"430123".parse().unwrap()));
@@ -761,10 +867,17 @@ mod tests {
         let mut a = doc(DocKind::Equipment);
         let mut b = doc(DocKind::Equipment);
         let (ia, ib) = (RecordId::random(), RecordId::random());
-        a.insert(&ctx("phone-a", 1), ia, &samples::equipment(1)).unwrap();
-        b.insert(&ctx("phone-b", 2), ib, &samples::equipment(2)).unwrap();
+        a.insert(&ctx("phone-a", 1), ia, &samples::equipment(1))
+            .unwrap();
+        b.insert(&ctx("phone-b", 2), ib, &samples::equipment(2))
+            .unwrap();
         let m = merged(&a, &b);
-        let ids: Vec<RecordId> = m.list::<EquipmentItem>().unwrap().into_iter().map(|(i, _)| i).collect();
+        let ids: Vec<RecordId> = m
+            .list::<EquipmentItem>()
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         assert!(ids.contains(&ia) && ids.contains(&ib));
         m.validate().unwrap();
     }
@@ -776,33 +889,58 @@ mod tests {
         a.insert(&ctx("phone-a", 1), id, &samples::book(1)).unwrap();
         let mut b = a.clone();
         b.set_actor(ActorId::random());
-        a.update::<Book>(&ctx("phone-a", 2), id, |r| r.shelf = Some("B-1".into())).unwrap();
-        b.update::<Book>(&ctx("phone-b", 3), id, |r| r.shelf = Some("C-9".into())).unwrap();
+        a.update::<Book>(&ctx("phone-a", 2), id, |r| r.shelf = Some("B-1".into()))
+            .unwrap();
+        b.update::<Book>(&ctx("phone-b", 3), id, |r| r.shelf = Some("C-9".into()))
+            .unwrap();
         // A different field edited concurrently merges without conflict.
-        b.update::<Book>(&ctx("phone-b", 4), id, |r| r.copies = 3).unwrap();
+        b.update::<Book>(&ctx("phone-b", 4), id, |r| r.copies = 3)
+            .unwrap();
         let mut m = merged(&a, &b);
         let spec = Book::SPEC;
         let c = m.conflicts(&spec, id).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].field, "shelf");
-        let mut vals: Vec<String> = c[0].values.iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+        let mut vals: Vec<String> = c[0]
+            .values
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
         vals.sort();
         assert_eq!(vals, ["B-1", "C-9"]);
         let shown = m.get::<Book>(id).unwrap().unwrap();
-        assert_eq!(Some(c[0].values[0].as_str().unwrap()), shown.shelf.as_deref());
+        assert_eq!(
+            Some(c[0].values[0].as_str().unwrap()),
+            shown.shelf.as_deref()
+        );
         assert_eq!(shown.copies, 3);
-        m.resolve_conflict(&ctx("township", 5), &spec, id, "shelf", &serde_json::json!("C-9")).unwrap();
+        m.resolve_conflict(
+            &ctx("township", 5),
+            &spec,
+            id,
+            "shelf",
+            &serde_json::json!("C-9"),
+        )
+        .unwrap();
         assert!(m.conflicts(&spec, id).unwrap().is_empty());
-        assert_eq!(m.get::<Book>(id).unwrap().unwrap().shelf.as_deref(), Some("C-9"));
-        assert!(m.resolve_conflict(&ctx("t", 6), &spec, id, "shelf", &serde_json::json!(5)).is_err());
-        assert!(m.resolve_conflict(&ctx("t", 6), &spec, id, "nope", &serde_json::json!("x")).is_err());
+        assert_eq!(
+            m.get::<Book>(id).unwrap().unwrap().shelf.as_deref(),
+            Some("C-9")
+        );
+        assert!(m
+            .resolve_conflict(&ctx("t", 6), &spec, id, "shelf", &serde_json::json!(5))
+            .is_err());
+        assert!(m
+            .resolve_conflict(&ctx("t", 6), &spec, id, "nope", &serde_json::json!("x"))
+            .is_err());
     }
 
     #[test]
     fn history_says_who_which_device_when_and_old_to_new() {
         let mut a = doc(DocKind::Equipment);
         let id = RecordId::random();
-        a.insert(&ctx("phone-a", 1_000), id, &samples::equipment(1)).unwrap();
+        a.insert(&ctx("phone-a", 1_000), id, &samples::equipment(1))
+            .unwrap();
         a.update::<EquipmentItem>(&ctx("phone-a", 2_000), id, |r| {
             r.status = EquipmentStatus::Scrapped;
             r.status_reason = Some("锈蚀".into());
@@ -810,15 +948,26 @@ mod tests {
         .unwrap();
         let h = a.history(&EquipmentItem::SPEC, id).unwrap();
         assert_eq!(h[0].field, None, "creation first");
-        let status: Vec<&FieldChange> = h.iter().filter(|c| c.field.as_deref() == Some("status")).collect();
+        let status: Vec<&FieldChange> = h
+            .iter()
+            .filter(|c| c.field.as_deref() == Some("status"))
+            .collect();
         assert_eq!(status.len(), 2);
         assert_eq!(status[1].old, vec![serde_json::json!("in_use")]);
         assert_eq!(status[1].new, serde_json::json!("scrapped"));
         assert_eq!(status[1].at_ms, 2_000);
         let who = status[1].author.as_ref().unwrap();
-        assert_eq!((who.user.as_str(), who.device.as_str()), ("user-phone-a", "phone-a"));
+        assert_eq!(
+            (who.user.as_str(), who.device.as_str()),
+            ("user-phone-a", "phone-a")
+        );
         // Unchanged fields are not rewritten.
-        assert_eq!(h.iter().filter(|c| c.field.as_deref() == Some("name")).count(), 1);
+        assert_eq!(
+            h.iter()
+                .filter(|c| c.field.as_deref() == Some("name"))
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -837,7 +986,9 @@ mod tests {
     #[test]
     fn records_in_the_wrong_document_are_refused() {
         let mut books = doc(DocKind::Books);
-        let err = books.insert(&ctx("p", 1), RecordId::random(), &samples::equipment(1)).unwrap_err();
+        let err = books
+            .insert(&ctx("p", 1), RecordId::random(), &samples::equipment(1))
+            .unwrap_err();
         assert!(matches!(err, Error::WrongDocument { .. }), "{err}");
     }
 
@@ -858,7 +1009,12 @@ mod tests {
         let err = d.validate().unwrap_err();
         let text = err.to_string();
         for needle in ["copies", "colour", "status", "not-an-id", "extra"] {
-            assert!(err.violations.iter().any(|v| v.to_string().contains(needle)), "{needle} in {text}");
+            assert!(
+                err.violations
+                    .iter()
+                    .any(|v| v.to_string().contains(needle)),
+                "{needle} in {text}"
+            );
         }
     }
 
@@ -873,7 +1029,11 @@ mod tests {
         let mut tx = erased.doc.transaction();
         tx.delete(&coll, id.to_string()).unwrap();
         tx.commit();
-        assert!(erased.check_nothing_erased(&before).unwrap_err().to_string().contains("erased"));
+        assert!(erased
+            .check_nothing_erased(&before)
+            .unwrap_err()
+            .to_string()
+            .contains("erased"));
         let mut replaced = d.clone();
         let mut tx = replaced.doc.transaction();
         tx.put_object(ROOT, "books", ObjType::Map).unwrap();

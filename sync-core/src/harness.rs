@@ -86,7 +86,9 @@ impl Peer {
     pub fn ctx(&mut self) -> EditContext {
         self.clock += 1000;
         EditContext {
-            user: format!("user-{}", self.device).parse().expect("valid user id"),
+            user: format!("user-{}", self.device)
+                .parse()
+                .expect("valid user id"),
             device: self.device.clone(),
             now_ms: self.clock,
         }
@@ -150,7 +152,13 @@ impl Network {
                 let (from, to, old) = self.stale.swap_remove(i);
                 let (pf, pt) = two_mut(&mut self.peers, from, to);
                 let from_id = pf.id.clone();
-                respond(&mut pt.replica, &from_id, &AllowAll, &ResponderLimits::default(), &old)?;
+                respond(
+                    &mut pt.replica,
+                    &from_id,
+                    &AllowAll,
+                    &ResponderLimits::default(),
+                    &old,
+                )?;
             }
             let (pa, pb) = two_mut(&mut self.peers, a, b);
             if self.rng.chance(faults.replay_stale) {
@@ -160,9 +168,21 @@ impl Network {
                 session.abandon();
                 return Ok(Outcome::Cut(session.stats().clone()));
             }
-            let mut resp = respond(&mut pb.replica, &pa.id, &AllowAll, &ResponderLimits::default(), &req)?;
+            let mut resp = respond(
+                &mut pb.replica,
+                &pa.id,
+                &AllowAll,
+                &ResponderLimits::default(),
+                &req,
+            )?;
             if self.rng.chance(faults.duplicate) {
-                resp = respond(&mut pb.replica, &pa.id, &AllowAll, &ResponderLimits::default(), &req)?;
+                resp = respond(
+                    &mut pb.replica,
+                    &pa.id,
+                    &AllowAll,
+                    &ResponderLimits::default(),
+                    &req,
+                )?;
             }
             if self.rng.chance(faults.drop_response) {
                 session.abandon();

@@ -307,14 +307,20 @@ impl fmt::Display for RecordId {
 impl FromStr for RecordId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() != 32
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(IdError::BadRecordId {
                 value: s.chars().take(80).collect(),
             });
         }
         u128::from_str_radix(s, 16)
             .map(RecordId)
-            .map_err(|_| IdError::BadRecordId { value: s.to_owned() })
+            .map_err(|_| IdError::BadRecordId {
+                value: s.to_owned(),
+            })
     }
 }
 
@@ -363,6 +369,8 @@ mod tests {
         assert_eq!(id.to_string().len(), 32);
         assert_eq!(id.to_string().parse::<RecordId>().unwrap(), id);
         assert!("XYZ".parse::<RecordId>().is_err());
-        assert!("0123456789ABCDEF0123456789abcdef".parse::<RecordId>().is_err());
+        assert!("0123456789ABCDEF0123456789abcdef"
+            .parse::<RecordId>()
+            .is_err());
     }
 }

@@ -43,8 +43,7 @@ pub mod sync;
 pub mod workload;
 
 pub use document::{
-    genesis_actor, ChangeAuthor, EditContext, FieldChange, FieldConflict, RecordDoc,
-    SCHEMA_VERSION,
+    genesis_actor, ChangeAuthor, EditContext, FieldChange, FieldConflict, RecordDoc, SCHEMA_VERSION,
 };
 pub use error::{DecodeError, Error, IdError, Result, SchemaError, StorageError};
 pub use ids::{CountyId, DeviceId, DocId, DocKind, DocOwner, PeerId, RecordId, SchoolId, UserId};

@@ -111,19 +111,26 @@ impl<S: Storage> Replica<S> {
         let mut bytes = Vec::new();
         let mut owned_keys = Vec::new();
         let mut incrementals = 0;
-        for (key, data) in chunks.iter().filter(|(k, _)| matches!(k, StorageKey::Snapshot { .. })) {
+        for (key, data) in chunks
+            .iter()
+            .filter(|(k, _)| matches!(k, StorageKey::Snapshot { .. }))
+        {
             bytes.extend_from_slice(data);
             owned_keys.push(key.clone());
         }
-        for (key, data) in chunks.iter().filter(|(k, _)| matches!(k, StorageKey::Incremental { .. })) {
+        for (key, data) in chunks
+            .iter()
+            .filter(|(k, _)| matches!(k, StorageKey::Incremental { .. }))
+        {
             bytes.extend_from_slice(data);
             owned_keys.push(key.clone());
             incrementals += 1;
         }
         // Stored bytes are ours, but a damaged disk is outside: a panic in
         // Automerge's decoder becomes an error too.
-        let loaded = std::panic::catch_unwind(|| Automerge::load(&bytes).map_err(|e| e.to_string()))
-            .unwrap_or_else(|_| Err("the decoder failed".into()));
+        let loaded =
+            std::panic::catch_unwind(|| Automerge::load(&bytes).map_err(|e| e.to_string()))
+                .unwrap_or_else(|_| Err("the decoder failed".into()));
         let am = loaded.map_err(|e| {
             Error::Storage(StorageError::Backend(format!(
                 "stored data of {id} does not load ({e}); restore the data directory from a backup"
@@ -158,7 +165,11 @@ impl<S: Storage> Replica<S> {
 
     /// Changes a document and makes the change durable before returning. If
     /// `f` fails, whatever it had already committed is still saved.
-    pub fn edit<T>(&mut self, id: &DocId, f: impl FnOnce(&mut RecordDoc) -> Result<T>) -> Result<T> {
+    pub fn edit<T>(
+        &mut self,
+        id: &DocId,
+        f: impl FnOnce(&mut RecordDoc) -> Result<T>,
+    ) -> Result<T> {
         let loaded = self.load(id)?;
         let out = f(&mut loaded.doc);
         self.persist(std::slice::from_ref(id))?;
@@ -191,13 +202,20 @@ impl<S: Storage> Replica<S> {
             if bytes.is_empty() {
                 continue;
             }
-            writes.push((id.clone(), StorageKey::incremental(id, &bytes), bytes, heads));
+            writes.push((
+                id.clone(),
+                StorageKey::incremental(id, &bytes),
+                bytes,
+                heads,
+            ));
         }
         if writes.is_empty() {
             return Ok(());
         }
-        let entries: Vec<(StorageKey, Vec<u8>)> =
-            writes.iter().map(|(_, k, b, _)| (k.clone(), b.clone())).collect();
+        let entries: Vec<(StorageKey, Vec<u8>)> = writes
+            .iter()
+            .map(|(_, k, b, _)| (k.clone(), b.clone()))
+            .collect();
         self.storage.put_many(&entries)?;
         let mut to_compact = Vec::new();
         for (id, key, _, heads) in writes {
@@ -322,13 +340,25 @@ mod tests {
         let mut ids = Vec::new();
         for n in 0..12 {
             let rid = RecordId::random();
-            r.edit(&id, |d| d.insert(&ctx(), rid, &samples::book(n))).unwrap();
+            r.edit(&id, |d| d.insert(&ctx(), rid, &samples::book(n)))
+                .unwrap();
             ids.push(rid);
         }
         let chunks = storage.load_range(&KeyPrefix::Doc(id.clone())).unwrap();
-        assert!(chunks.len() < 6, "compaction folded chunks: {}", chunks.len());
+        assert!(
+            chunks.len() < 6,
+            "compaction folded chunks: {}",
+            chunks.len()
+        );
         let mut again = Replica::open(storage);
-        let listed: Vec<RecordId> = again.doc(&id).unwrap().list::<Book>().unwrap().into_iter().map(|(i, _)| i).collect();
+        let listed: Vec<RecordId> = again
+            .doc(&id)
+            .unwrap()
+            .list::<Book>()
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         for rid in ids {
             assert!(listed.contains(&rid));
         }
@@ -345,14 +375,23 @@ mod tests {
         let mut all = Vec::new();
         for n in 0..10 {
             let (ra, rb) = (RecordId::random(), RecordId::random());
-            a.edit(&id, |d| d.insert(&ctx(), ra, &samples::book(n))).unwrap();
-            b.edit(&id, |d| d.insert(&ctx(), rb, &samples::book(100 + n))).unwrap();
+            a.edit(&id, |d| d.insert(&ctx(), ra, &samples::book(n)))
+                .unwrap();
+            b.edit(&id, |d| d.insert(&ctx(), rb, &samples::book(100 + n)))
+                .unwrap();
             all.extend([ra, rb]);
         }
         a.compact(&id).unwrap();
         b.compact(&id).unwrap();
         let mut c = Replica::open(storage);
-        let listed: Vec<RecordId> = c.doc(&id).unwrap().list::<Book>().unwrap().into_iter().map(|(i, _)| i).collect();
+        let listed: Vec<RecordId> = c
+            .doc(&id)
+            .unwrap()
+            .list::<Book>()
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         for rid in all {
             assert!(listed.contains(&rid), "record {rid} lost");
         }
@@ -366,7 +405,8 @@ mod tests {
         for doc in DocId::all_for_school(&school) {
             r.edit(&doc, |d| {
                 if d.kind() == DocKind::Equipment {
-                    d.insert(&ctx(), RecordId::random(), &samples::equipment(1)).map(|_| ())
+                    d.insert(&ctx(), RecordId::random(), &samples::equipment(1))
+                        .map(|_| ())
                 } else {
                     Ok(())
                 }
@@ -375,7 +415,15 @@ mod tests {
         }
         let mut again = Replica::open(storage);
         let eq = DocId::school(&school, DocKind::Equipment).unwrap();
-        assert_eq!(again.doc(&eq).unwrap().list::<EquipmentItem>().unwrap().len(), 1);
+        assert_eq!(
+            again
+                .doc(&eq)
+                .unwrap()
+                .list::<EquipmentItem>()
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(again.loaded().collect::<Vec<_>>(), vec![&eq]);
     }
 
@@ -384,10 +432,16 @@ mod tests {
         let storage = MemoryStorage::new();
         let id = books_id();
         let mut r = Replica::open(storage.clone());
-        r.edit(&id, |d| d.insert(&ctx(), RecordId::random(), &samples::book(1))).unwrap();
+        r.edit(&id, |d| {
+            d.insert(&ctx(), RecordId::random(), &samples::book(1))
+        })
+        .unwrap();
         r.compact(&id).unwrap();
         for n in 2..4 {
-            r.edit(&id, |d| d.insert(&ctx(), RecordId::random(), &samples::book(n))).unwrap();
+            r.edit(&id, |d| {
+                d.insert(&ctx(), RecordId::random(), &samples::book(n))
+            })
+            .unwrap();
         }
         let incs: Vec<StorageKey> = storage
             .load_range(&KeyPrefix::Doc(id.clone()))
@@ -399,7 +453,11 @@ mod tests {
         assert_eq!(incs.len(), 2);
         // Lose the chunk the other depends on (each holds one change; the
         // earlier one has the lower sequence number).
-        let seq = |k: &StorageKey| automerge::Change::from_bytes(storage.load(k).unwrap().unwrap()).unwrap().seq();
+        let seq = |k: &StorageKey| {
+            automerge::Change::from_bytes(storage.load(k).unwrap().unwrap())
+                .unwrap()
+                .seq()
+        };
         let c1 = incs.iter().min_by_key(|k| seq(k)).unwrap().clone();
         storage.delete(&c1).unwrap();
         let mut again = Replica::open(storage);
@@ -412,8 +470,13 @@ mod tests {
         let storage = MemoryStorage::new();
         let id = books_id();
         let mut r = Replica::open(storage.clone());
-        r.edit(&id, |d| d.insert(&ctx(), RecordId::random(), &samples::book(1))).unwrap();
-        storage.put(&StorageKey::incremental(&id, b"garbage"), b"garbage").unwrap();
+        r.edit(&id, |d| {
+            d.insert(&ctx(), RecordId::random(), &samples::book(1))
+        })
+        .unwrap();
+        storage
+            .put(&StorageKey::incremental(&id, b"garbage"), b"garbage")
+            .unwrap();
         let mut again = Replica::open(storage);
         let err = again.doc(&id).map(|_| ()).unwrap_err();
         assert!(err.to_string().contains("does not load"), "{err}");

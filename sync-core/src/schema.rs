@@ -214,9 +214,9 @@ pub fn check_value(ty: FieldType, v: &ScalarValue) -> Result<(), String> {
         (FieldType::Decimal, ScalarValue::F64(x)) if x.is_finite() && *x >= 0.0 => Ok(()),
         (FieldType::Decimal, ScalarValue::Int(i)) if *i >= 0 => Ok(()),
         (FieldType::Decimal, ScalarValue::Uint(_)) => Ok(()),
-        (FieldType::Decimal, other) => Err(format!(
-            "{other} is not a finite number of zero or more"
-        )),
+        (FieldType::Decimal, other) => {
+            Err(format!("{other} is not a finite number of zero or more"))
+        }
         (FieldType::Number, ScalarValue::F64(x)) if x.is_finite() => Ok(()),
         (FieldType::Number, ScalarValue::Int(_) | ScalarValue::Uint(_)) => Ok(()),
         (FieldType::Bool, ScalarValue::Boolean(_)) => Ok(()),
@@ -235,9 +235,8 @@ pub fn check_value(ty: FieldType, v: &ScalarValue) -> Result<(), String> {
             .map_err(|e| e.to_string()),
         (FieldType::Heads, ScalarValue::Str(s)) => {
             if s.is_empty()
-                || s.split(',').all(|h| {
-                    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())
-                })
+                || s.split(',')
+                    .all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             {
                 Ok(())
             } else {
@@ -338,6 +337,10 @@ mod tests {
         let long = "字".repeat(MAX_TEXT_CHARS + 1);
         assert!(check_value(FieldType::Text, &ScalarValue::Str(long.as_str().into())).is_err());
         assert!(check_value(FieldType::Heads, &ScalarValue::Str("ab".into())).is_err());
-        assert!(check_value(FieldType::Heads, &ScalarValue::Str("a".repeat(64).as_str().into())).is_ok());
+        assert!(check_value(
+            FieldType::Heads,
+            &ScalarValue::Str("a".repeat(64).as_str().into())
+        )
+        .is_ok());
     }
 }

@@ -68,8 +68,25 @@ impl Clock {
     }
 }
 
-const TITLES: &[&str] = &["西游记", "水浒传", "三国演义", "红楼梦", "十万个为什么", "安徒生童话", "格林童话", "昆虫记", "稻草人", "小王子"];
-const PUBLISHERS: &[&str] = &["人民文学出版社", "少年儿童出版社", "中华书局", "商务印书馆", "湖南少年儿童出版社"];
+const TITLES: &[&str] = &[
+    "西游记",
+    "水浒传",
+    "三国演义",
+    "红楼梦",
+    "十万个为什么",
+    "安徒生童话",
+    "格林童话",
+    "昆虫记",
+    "稻草人",
+    "小王子",
+];
+const PUBLISHERS: &[&str] = &[
+    "人民文学出版社",
+    "少年儿童出版社",
+    "中华书局",
+    "商务印书馆",
+    "湖南少年儿童出版社",
+];
 const EQUIPMENT: &[(&str, &str, i64)] = &[
     ("学生显微镜", "03040401", 38_000),
     ("地球仪", "03010203", 6_500),
@@ -81,7 +98,13 @@ const EQUIPMENT: &[(&str, &str, i64)] = &[
 
 /// Builds the reference teaching point in `replica`, one change per record
 /// (as a teacher enters them), plus a share of later edits as history.
-pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &SchoolId, size: TeachingPointSize, clock: &mut Clock, rng: &mut Rng) -> Result<TeachingPoint> {
+pub fn build_teaching_point<S: Storage>(
+    replica: &mut Replica<S>,
+    school: &SchoolId,
+    size: TeachingPointSize,
+    clock: &mut Clock,
+    rng: &mut Rng,
+) -> Result<TeachingPoint> {
     let doc = |k| DocId::school(school, k).expect("school doc id");
     let mut tp = TeachingPoint {
         school: Some(school.clone()),
@@ -122,7 +145,11 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
             funding_source: Some("薄改项目".into()),
             keeper: Some("李老师".into()),
             room: Some(["科学室", "多功能室", "器材室"][rng.below(3)].into()),
-            acquired_on: Some(format!("2024-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28))),
+            acquired_on: Some(format!(
+                "2024-{:02}-{:02}",
+                1 + rng.below(12),
+                1 + rng.below(28)
+            )),
             status: EquipmentStatus::InUse,
             status_reason: None,
             status_date: None,
@@ -136,7 +163,11 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
         let book = Book {
             reg_no: format!("TS{n:06}"),
             isbn: Some(format!("97875{:08}", rng.below(100_000_000))),
-            title: format!("{}（第{}册）", TITLES[rng.below(TITLES.len())], 1 + rng.below(5)),
+            title: format!(
+                "{}（第{}册）",
+                TITLES[rng.below(TITLES.len())],
+                1 + rng.below(5)
+            ),
             author: None,
             publisher: Some(PUBLISHERS[rng.below(PUBLISHERS.len())].into()),
             pub_year: Some(2010 + rng.below(15) as u32),
@@ -155,12 +186,20 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
     // History: every book later shelved (上架), a tenth of the equipment moved.
     for (i, id) in tp.books.clone().iter().enumerate() {
         let ctx = clock.tick();
-        let shelf = format!("{}-{}", (b'A' + (i / 200) as u8) as char, 1 + (i % 200) / 20);
-        replica.edit(&doc(DocKind::Books), |d| d.update::<Book>(&ctx, *id, |b| b.shelf = Some(shelf)))?;
+        let shelf = format!(
+            "{}-{}",
+            (b'A' + (i / 200) as u8) as char,
+            1 + (i % 200) / 20
+        );
+        replica.edit(&doc(DocKind::Books), |d| {
+            d.update::<Book>(&ctx, *id, |b| b.shelf = Some(shelf))
+        })?;
     }
     for id in tp.equipment.clone().iter().step_by(10) {
         let ctx = clock.tick();
-        replica.edit(&doc(DocKind::Equipment), |d| d.update::<EquipmentItem>(&ctx, *id, |e| e.room = Some("器材室".into())))?;
+        replica.edit(&doc(DocKind::Equipment), |d| {
+            d.update::<EquipmentItem>(&ctx, *id, |e| e.room = Some("器材室".into()))
+        })?;
     }
     for b in 0..6u32 {
         let id = RecordId::from_u128(0xB0 + b as u128);
@@ -184,7 +223,11 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
         let filed = rng.chance(0.6);
         let item = ArchiveItem {
             catalogue_entry: RecordId::from_u128(0xCA7_0000 + n as u128),
-            status: if filed { ArchiveItemStatus::Filed } else { ArchiveItemStatus::Missing },
+            status: if filed {
+                ArchiveItemStatus::Filed
+            } else {
+                ArchiveItemStatus::Missing
+            },
             box_id: filed.then(|| tp.boxes[n % tp.boxes.len()]),
             folder_no: filed.then(|| format!("{}", n % 20 + 1)),
             title: Some(format!("档案材料 {n}")),
@@ -234,7 +277,13 @@ pub fn build_teaching_point<S: Storage>(replica: &mut Replica<S>, school: &Schoo
 /// A day's work: `n` edits across the school's documents, each its own
 /// durable change. Returns the JSON of each edit (what a plain JSON API would
 /// have had to send).
-pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: usize, clock: &mut Clock, rng: &mut Rng) -> Result<Vec<Value>> {
+pub fn days_work<S: Storage>(
+    replica: &mut Replica<S>,
+    tp: &TeachingPoint,
+    n: usize,
+    clock: &mut Clock,
+    rng: &mut Rng,
+) -> Result<Vec<Value>> {
     let school = tp.school.as_ref().expect("built teaching point");
     let doc = |k| DocId::school(school, k).expect("school doc id");
     let mut edits = Vec::with_capacity(n);
@@ -265,7 +314,9 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
             2 => {
                 let id = tp.books[rng.below(tp.books.len())];
                 let shelf = format!("C-{}", rng.below(9) + 1);
-                replica.edit(&doc(DocKind::Books), |d| d.update::<Book>(&ctx, id, |b| b.shelf = Some(shelf.clone())))?;
+                replica.edit(&doc(DocKind::Books), |d| {
+                    d.update::<Book>(&ctx, id, |b| b.shelf = Some(shelf.clone()))
+                })?;
                 json!({"doc": doc(DocKind::Books), "id": id, "set": {"shelf": shelf}})
             }
             3 => {
@@ -298,7 +349,9 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
             5 => {
                 let id = tp.equipment[rng.below(tp.equipment.len())];
                 let q = 1 + rng.below(20) as u32;
-                replica.edit(&doc(DocKind::Equipment), |d| d.update::<EquipmentItem>(&ctx, id, |e| e.quantity = q))?;
+                replica.edit(&doc(DocKind::Equipment), |d| {
+                    d.update::<EquipmentItem>(&ctx, id, |e| e.quantity = q)
+                })?;
                 json!({"doc": doc(DocKind::Equipment), "id": id, "set": {"quantity": q}})
             }
             6 => {
@@ -316,7 +369,9 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
             7 => {
                 let id = tp.checklist_rows[rng.below(tp.checklist_rows.len())];
                 let v = rng.below(10_000) as f64 / 10.0;
-                replica.edit(&doc(DocKind::Checklist), |d| d.update::<ChecklistRow>(&ctx, id, |r| r.value = Some(v)))?;
+                replica.edit(&doc(DocKind::Checklist), |d| {
+                    d.update::<ChecklistRow>(&ctx, id, |r| r.value = Some(v))
+                })?;
                 json!({"doc": doc(DocKind::Checklist), "id": id, "set": {"value": v}})
             }
             8 => {
@@ -335,7 +390,9 @@ pub fn days_work<S: Storage>(replica: &mut Replica<S>, tp: &TeachingPoint, n: us
             }
             _ => {
                 let s = 5 + rng.below(10) as u32;
-                replica.edit(&doc(DocKind::Profile), |d| d.update_singleton::<SchoolProfile>(&ctx, |p| p.students_grade_4 = Some(s)))?;
+                replica.edit(&doc(DocKind::Profile), |d| {
+                    d.update_singleton::<SchoolProfile>(&ctx, |p| p.students_grade_4 = Some(s))
+                })?;
                 json!({"doc": doc(DocKind::Profile), "set": {"students_grade_4": s}})
             }
         };

@@ -40,10 +40,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn cases() -> u32 {
-    std::env::var("TPSYNC_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
+    std::env::var("TPSYNC_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
 }
-
-
 
 fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
     let school = SchoolId::new("4301230001").unwrap();
@@ -58,27 +59,45 @@ fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 let id = net.rng().record_id();
                 let p = &mut net.peers[peer % n];
                 let ctx = p.ctx();
-                p.replica.edit(&books, |d| d.insert(&ctx, id, &sample_book(step))).unwrap();
+                p.replica
+                    .edit(&books, |d| d.insert(&ctx, id, &sample_book(step)))
+                    .unwrap();
                 created.push(id);
             }
             Op::AddEquipment { peer } => {
                 let id = net.rng().record_id();
                 let p = &mut net.peers[peer % n];
                 let ctx = p.ctx();
-                p.replica.edit(&equipment, |d| d.insert(&ctx, id, &sample_equipment(step))).unwrap();
+                p.replica
+                    .edit(&equipment, |d| d.insert(&ctx, id, &sample_equipment(step)))
+                    .unwrap();
                 created.push(id);
             }
             Op::EditShelf { peer, pick, shelf } => {
                 let p = &mut net.peers[peer % n];
-                let ids = p.replica.doc(&books).unwrap().record_ids(&<Book as sync_core::Record>::SPEC).unwrap();
+                let ids = p
+                    .replica
+                    .doc(&books)
+                    .unwrap()
+                    .record_ids(&<Book as sync_core::Record>::SPEC)
+                    .unwrap();
                 if let Some(id) = ids.get(pick % ids.len().max(1)) {
                     let ctx = p.ctx();
-                    p.replica.edit(&books, |d| d.update::<Book>(&ctx, *id, |b| b.shelf = Some(format!("S{shelf}")))).unwrap();
+                    p.replica
+                        .edit(&books, |d| {
+                            d.update::<Book>(&ctx, *id, |b| b.shelf = Some(format!("S{shelf}")))
+                        })
+                        .unwrap();
                 }
             }
             Op::Weed { peer, pick } => {
                 let p = &mut net.peers[peer % n];
-                let ids = p.replica.doc(&books).unwrap().record_ids(&<Book as sync_core::Record>::SPEC).unwrap();
+                let ids = p
+                    .replica
+                    .doc(&books)
+                    .unwrap()
+                    .record_ids(&<Book as sync_core::Record>::SPEC)
+                    .unwrap();
                 if let Some(id) = ids.get(pick % ids.len().max(1)) {
                     let ctx = p.ctx();
                     p.replica
@@ -93,7 +112,12 @@ fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
             }
             Op::Scrap { peer, pick } => {
                 let p = &mut net.peers[peer % n];
-                let ids = p.replica.doc(&equipment).unwrap().record_ids(&<EquipmentItem as sync_core::Record>::SPEC).unwrap();
+                let ids = p
+                    .replica
+                    .doc(&equipment)
+                    .unwrap()
+                    .record_ids(&<EquipmentItem as sync_core::Record>::SPEC)
+                    .unwrap();
                 if let Some(id) = ids.get(pick % ids.len().max(1)) {
                     let ctx = p.ctx();
                     p.replica
@@ -121,21 +145,28 @@ fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                     counted_by_device: p.device.to_string(),
                     note: None,
                 };
-                p.replica.edit(&equipment, |d| d.insert(&ctx, id, &line)).unwrap();
+                p.replica
+                    .edit(&equipment, |d| d.insert(&ctx, id, &line))
+                    .unwrap();
                 created.push(id);
             }
             Op::Enrollment { peer, students } => {
                 let p = &mut net.peers[peer % n];
                 let ctx = p.ctx();
                 p.replica
-                    .edit(&profile, |d| d.update_singleton::<SchoolProfile>(&ctx, |s| s.students_grade_1 = Some(students as u32)))
+                    .edit(&profile, |d| {
+                        d.update_singleton::<SchoolProfile>(&ctx, |s| {
+                            s.students_grade_1 = Some(students as u32)
+                        })
+                    })
                     .unwrap();
             }
             Op::Sync { a, b, faulty } => {
                 let (a, b) = (a % n, b % n);
                 if a != b {
                     let faults = if faulty { Faults::HARSH } else { Faults::NONE };
-                    net.sync(a, b, faults).map_err(|e| TestCaseError::fail(format!("sync {a}->{b} failed: {e}")))?;
+                    net.sync(a, b, faults)
+                        .map_err(|e| TestCaseError::fail(format!("sync {a}->{b} failed: {e}")))?;
                 }
             }
             Op::ForgetPeer { peer, other } => {
@@ -145,22 +176,40 @@ fn run(n: usize, ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
             }
         }
     }
-    let passes = net.run_until_quiet(8).map_err(|e| TestCaseError::fail(format!("final sync failed: {e}")))?;
-    prop_assert!(net.converged().unwrap(), "not converged after {passes} passes");
+    let passes = net
+        .run_until_quiet(8)
+        .map_err(|e| TestCaseError::fail(format!("final sync failed: {e}")))?;
+    prop_assert!(
+        net.converged().unwrap(),
+        "not converged after {passes} passes"
+    );
     let reference = net.record_ids(0).unwrap();
     for i in 0..n {
         let ids = net.record_ids(i).unwrap();
         prop_assert_eq!(&ids, &reference, "peer {} differs", i);
         for c in &created {
-            prop_assert!(ids.iter().any(|(_, _, id)| id == c), "record {} lost at peer {}", c, i);
+            prop_assert!(
+                ids.iter().any(|(_, _, id)| id == c),
+                "record {} lost at peer {}",
+                c,
+                i
+            );
         }
         for d in net.scope.clone() {
             let doc = net.peers[i].replica.doc(&d).unwrap();
-            doc.validate().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            doc.validate()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
     }
     // Equal heads must read as equal records (reads are deterministic).
-    let read = |net: &mut Network, i: usize| -> Vec<(RecordId, Book)> { net.peers[i].replica.doc(&books).unwrap().list::<Book>().unwrap() };
+    let read = |net: &mut Network, i: usize| -> Vec<(RecordId, Book)> {
+        net.peers[i]
+            .replica
+            .doc(&books)
+            .unwrap()
+            .list::<Book>()
+            .unwrap()
+    };
     let first = read(&mut net, 0);
     for i in 1..n {
         prop_assert_eq!(&read(&mut net, i), &first);

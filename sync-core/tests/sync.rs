@@ -7,8 +7,8 @@ use sync_core::harness::{Faults, Network, Outcome};
 use sync_core::records::{StocktakeLine, StocktakeResult};
 use sync_core::store::MemoryStorage;
 use sync_core::sync::{
-    export_bundle, import_bundle, respond, AllowAll, BundleScope, ChangeData, DocRequest, DocSetPolicy, Message,
-    ResponderLimits, SyncSession,
+    export_bundle, import_bundle, respond, AllowAll, BundleScope, ChangeData, DocRequest,
+    DocSetPolicy, Message, ResponderLimits, SyncSession,
 };
 use sync_core::workload::{sample_book, sample_equipment};
 use sync_core::{DocId, DocKind, RecordId, Replica, SchoolId};
@@ -21,14 +21,15 @@ fn doc(kind: DocKind) -> DocId {
     DocId::school(&school(), kind).unwrap()
 }
 
-
-
 fn add_books(net: &mut Network, peer: usize, n: std::ops::Range<u32>) -> Vec<RecordId> {
     let id = doc(DocKind::Books);
     n.map(|i| {
         let rid = RecordId::random();
         let ctx = net.peers[peer].ctx();
-        net.peers[peer].replica.edit(&id, |d| d.insert(&ctx, rid, &sample_book(i as usize))).unwrap();
+        net.peers[peer]
+            .replica
+            .edit(&id, |d| d.insert(&ctx, rid, &sample_book(i as usize)))
+            .unwrap();
         rid
     })
     .collect()
@@ -77,8 +78,17 @@ fn devices_that_never_met_merge_both_sets_of_records() {
         for r in a.iter().chain(&b) {
             assert!(ids.iter().any(|(_, _, id)| id == r), "peer {p} lacks {r}");
         }
-        let lines = net.peers[p].replica.doc(&doc(DocKind::Equipment)).unwrap().list::<StocktakeLine>().unwrap();
-        assert_eq!(lines.len(), 2, "two phones counting add lines, never overwrite");
+        let lines = net.peers[p]
+            .replica
+            .doc(&doc(DocKind::Equipment))
+            .unwrap()
+            .list::<StocktakeLine>()
+            .unwrap();
+        assert_eq!(
+            lines.len(),
+            2,
+            "two phones counting add lines, never overwrite"
+        );
     }
 }
 
@@ -99,7 +109,10 @@ fn the_daily_incremental_sync_is_one_round_trip() {
     assert!(net.converged().unwrap());
     // Nothing new: still one round trip, and only heads cross.
     let idle = done(net.sync(0, 1, Faults::NONE).unwrap());
-    assert_eq!((idle.round_trips, idle.changes_sent, idle.changes_received), (1, 0, 0));
+    assert_eq!(
+        (idle.round_trips, idle.changes_sent, idle.changes_received),
+        (1, 0, 0)
+    );
     assert!(idle.bytes_received < 100, "{idle:?}");
 }
 
@@ -110,9 +123,22 @@ fn a_cut_sync_resumes_without_resending_what_arrived() {
     done(net.sync(0, 1, Faults::NONE).unwrap());
     add_books(&mut net, 0, 3..40);
     // The responder gets and stores the changes; the answer is lost.
-    let cut = net.sync(0, 1, Faults { drop_response: 1.0, ..Faults::NONE }).unwrap();
+    let cut = net
+        .sync(
+            0,
+            1,
+            Faults {
+                drop_response: 1.0,
+                ..Faults::NONE
+            },
+        )
+        .unwrap();
     assert!(matches!(cut, Outcome::Cut(_)));
-    assert_eq!(net.record_ids(1).unwrap().len(), 40, "the responder kept what arrived");
+    assert_eq!(
+        net.record_ids(1).unwrap().len(),
+        40,
+        "the responder kept what arrived"
+    );
     let resumed = done(net.sync(0, 1, Faults::NONE).unwrap());
     assert_eq!(resumed.changes_sent, 0, "nothing resent: {resumed:?}");
     assert!(net.converged().unwrap());
@@ -133,7 +159,10 @@ fn lost_memory_falls_back_to_automerge_sync_and_converges() {
     net.peers[0].replica.forget_peer(&p1).unwrap();
     let s = done(net.sync(0, 1, Faults::NONE).unwrap());
     assert!(s.fallbacks >= 1, "{s:?}");
-    assert!(s.changes_sent < 50, "the bloom filter kept it from resending everything: {s:?}");
+    assert!(
+        s.changes_sent < 50,
+        "the bloom filter kept it from resending everything: {s:?}"
+    );
     assert!(net.converged().unwrap());
     assert_eq!(net.record_ids(0).unwrap().len(), 207);
 }
@@ -181,25 +210,60 @@ fn poisoned_request(replica: &mut Replica<MemoryStorage>) -> Vec<u8> {
     let before = am.get_heads();
     let coll = am.get(ROOT, "books").unwrap().unwrap().1;
     let mut tx = am.transaction();
-    let rec = tx.put_object(&coll, RecordId::random().to_string(), automerge::ObjType::Map).unwrap();
+    let rec = tx
+        .put_object(
+            &coll,
+            RecordId::random().to_string(),
+            automerge::ObjType::Map,
+        )
+        .unwrap();
     tx.put(&rec, "title", "no reg_no, negative copies").unwrap();
     tx.put(&rec, "copies", -1).unwrap();
     tx.commit();
-    let bad: Vec<Vec<u8>> = am.get_changes(&before).iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let bad: Vec<Vec<u8>> = am
+        .get_changes(&before)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
     let mut eq = replica.doc(&good_doc).unwrap().clone();
-    let ctx = sync_core::EditContext { user: "u".parse().unwrap(), device: "d".parse().unwrap(), now_ms: 5 };
+    let ctx = sync_core::EditContext {
+        user: "u".parse().unwrap(),
+        device: "d".parse().unwrap(),
+        now_ms: 5,
+    };
     let eb = eq.heads();
-    eq.insert(&ctx, RecordId::random(), &sample_equipment(1)).unwrap();
-    let good: Vec<Vec<u8>> = eq.automerge().get_changes(&eb).iter().map(|c| c.raw_bytes().to_vec()).collect();
+    eq.insert(&ctx, RecordId::random(), &sample_equipment(1))
+        .unwrap();
+    let good: Vec<Vec<u8>> = eq
+        .automerge()
+        .get_changes(&eb)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
     Message::Request(vec![
-        (good_doc, DocRequest::Push { heads: vec![eq.heads()[0].0], data: ChangeData::Changes(good) }),
-        (books, DocRequest::Push { heads: vec![am.get_heads()[0].0], data: ChangeData::Changes(bad) }),
+        (
+            good_doc,
+            DocRequest::Push {
+                heads: vec![eq.heads()[0].0],
+                data: ChangeData::Changes(good),
+            },
+        ),
+        (
+            books,
+            DocRequest::Push {
+                heads: vec![am.get_heads()[0].0],
+                data: ChangeData::Changes(bad),
+            },
+        ),
     ])
     .encode()
 }
 
 fn snapshot(r: &mut Replica<MemoryStorage>) -> Vec<Vec<automerge::ChangeHash>> {
-    DocId::all_for_school(&school()).iter().map(|d| r.doc(d).unwrap().heads()).collect()
+    DocId::all_for_school(&school())
+        .iter()
+        .map(|d| r.doc(d).unwrap().heads())
+        .collect()
 }
 
 #[test]
@@ -210,12 +274,29 @@ fn an_off_schema_push_is_refused_whole_and_changes_nothing() {
     let req = poisoned_request(&mut client);
     let before = snapshot(&mut server);
     let keys_before = server_store.len();
-    let resp = respond(&mut server, &"phone".parse().unwrap(), &AllowAll, &ResponderLimits::default(), &req).unwrap();
-    let Message::Refused(problems) = Message::decode(&resp).unwrap() else { panic!("expected a refusal") };
+    let resp = respond(
+        &mut server,
+        &"phone".parse().unwrap(),
+        &AllowAll,
+        &ResponderLimits::default(),
+        &req,
+    )
+    .unwrap();
+    let Message::Refused(problems) = Message::decode(&resp).unwrap() else {
+        panic!("expected a refusal")
+    };
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].code, "off_schema");
-    assert!(problems[0].message.contains("copies") && problems[0].message.contains("reg_no"), "{}", problems[0].message);
-    assert_eq!(snapshot(&mut server), before, "the valid document in the same request was not applied either");
+    assert!(
+        problems[0].message.contains("copies") && problems[0].message.contains("reg_no"),
+        "{}",
+        problems[0].message
+    );
+    assert_eq!(
+        snapshot(&mut server),
+        before,
+        "the valid document in the same request was not applied either"
+    );
     assert_eq!(server_store.len(), keys_before, "nothing was written");
 }
 
@@ -225,13 +306,31 @@ fn a_document_outside_the_policy_is_refused_by_name() {
     add_books(&mut net, 0, 0..2);
     let mut policy = DocSetPolicy::default();
     policy.writable.insert(doc(DocKind::Equipment));
-    let mut session = SyncSession::new(net.peers[1].id.clone(), [doc(DocKind::Equipment), doc(DocKind::Books)]);
-    let req = session.next_request(&mut net.peers[0].replica).unwrap().unwrap();
+    let mut session = SyncSession::new(
+        net.peers[1].id.clone(),
+        [doc(DocKind::Equipment), doc(DocKind::Books)],
+    );
+    let req = session
+        .next_request(&mut net.peers[0].replica)
+        .unwrap()
+        .unwrap();
     let from = net.peers[0].id.clone();
-    let resp = respond(&mut net.peers[1].replica, &from, &policy, &ResponderLimits::default(), &req).unwrap();
-    let err = session.receive(&mut net.peers[0].replica, &resp).unwrap_err();
+    let resp = respond(
+        &mut net.peers[1].replica,
+        &from,
+        &policy,
+        &ResponderLimits::default(),
+        &req,
+    )
+    .unwrap();
+    let err = session
+        .receive(&mut net.peers[0].replica, &resp)
+        .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("forbidden") && text.contains("school.4301230001.books"), "{text}");
+    assert!(
+        text.contains("forbidden") && text.contains("school.4301230001.books"),
+        "{text}"
+    );
     assert!(net.record_ids(1).unwrap().is_empty());
 }
 
@@ -240,22 +339,38 @@ fn malformed_requests_get_an_error_and_change_nothing() {
     let store = MemoryStorage::new();
     let mut server = Replica::open(store.clone());
     let peer = "phone".parse().unwrap();
-    let tiny = ResponderLimits { max_decoded: 1024, max_docs: 2 };
+    let tiny = ResponderLimits {
+        max_decoded: 1024,
+        max_docs: 2,
+    };
     let big = Message::Request(vec![(
         doc(DocKind::Books),
-        DocRequest::Push { heads: vec![], data: ChangeData::Changes(vec![vec![7; 4096]]) },
+        DocRequest::Push {
+            heads: vec![],
+            data: ChangeData::Changes(vec![vec![7; 4096]]),
+        },
     )])
     .encode();
     let many = Message::Request(
-        DocId::all_for_school(&school()).into_iter().map(|d| (d, DocRequest::Probe { heads: vec![] })).collect(),
+        DocId::all_for_school(&school())
+            .into_iter()
+            .map(|d| (d, DocRequest::Probe { heads: vec![] }))
+            .collect(),
     )
     .encode();
     let garbage_change = Message::Request(vec![(
         doc(DocKind::Books),
-        DocRequest::Push { heads: vec![], data: ChangeData::Changes(vec![b"\x85\x6f\x4a\x83 nonsense".to_vec()]) },
+        DocRequest::Push {
+            heads: vec![],
+            data: ChangeData::Changes(vec![b"\x85\x6f\x4a\x83 nonsense".to_vec()]),
+        },
     )])
     .encode();
-    let garbage_am = Message::Request(vec![(doc(DocKind::Books), DocRequest::Automerge(vec![0x42, 1, 2, 3]))]).encode();
+    let garbage_am = Message::Request(vec![(
+        doc(DocKind::Books),
+        DocRequest::Automerge(vec![0x42, 1, 2, 3]),
+    )])
+    .encode();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "malformed"),
         ("http", b"POST /sync HTTP/1.1".to_vec(), "malformed"),
@@ -264,10 +379,18 @@ fn malformed_requests_get_an_error_and_change_nothing() {
         ("too many docs", many, "too_large"),
         ("garbage change", garbage_change, "malformed"),
         ("garbage automerge", garbage_am, "malformed"),
-        ("a response", Message::Response(vec![]).encode(), "malformed"),
+        (
+            "a response",
+            Message::Response(vec![]).encode(),
+            "malformed",
+        ),
     ];
     for (name, bytes, code) in cases {
-        let limits = if name == "garbage change" || name == "garbage automerge" { ResponderLimits::default() } else { tiny.clone() };
+        let limits = if name == "garbage change" || name == "garbage automerge" {
+            ResponderLimits::default()
+        } else {
+            tiny.clone()
+        };
         let resp = respond(&mut server, &peer, &AllowAll, &limits, &bytes).unwrap();
         match Message::decode(&resp).unwrap() {
             Message::Refused(p) => assert_eq!(p[0].code, code, "{name}: {p:?}"),
@@ -282,18 +405,32 @@ fn bundles_carry_changes_between_devices_that_have_no_network() {
     let mut net = Network::new(3, &school(), 8);
     add_books(&mut net, 0, 0..30);
     let scope = net.scope.clone();
-    let bundle = export_bundle(&mut net.peers[0].replica, &scope, &BundleScope::Everything).unwrap();
+    let bundle =
+        export_bundle(&mut net.peers[0].replica, &scope, &BundleScope::Everything).unwrap();
     let first = import_bundle(&mut net.peers[1].replica, &AllowAll, &bundle).unwrap();
     assert!(first.docs_changed.contains(&doc(DocKind::Books)));
     let again = import_bundle(&mut net.peers[1].replica, &AllowAll, &bundle).unwrap();
-    assert!(again.docs_changed.is_empty(), "importing twice changes nothing");
+    assert!(
+        again.docs_changed.is_empty(),
+        "importing twice changes nothing"
+    );
     assert_eq!(net.record_ids(1).unwrap().len(), 30);
     // What peer 2 lacks, after one sync it already had: only the new books.
     done(net.sync(0, 2, Faults::NONE).unwrap());
     add_books(&mut net, 0, 30..32);
     let p2 = net.peers[2].id.clone();
-    let small = export_bundle(&mut net.peers[0].replica, &scope, &BundleScope::PeerLacks(p2)).unwrap();
-    assert!(small.len() * 4 < bundle.len(), "{} vs {}", small.len(), bundle.len());
+    let small = export_bundle(
+        &mut net.peers[0].replica,
+        &scope,
+        &BundleScope::PeerLacks(p2),
+    )
+    .unwrap();
+    assert!(
+        small.len() * 4 < bundle.len(),
+        "{} vs {}",
+        small.len(),
+        bundle.len()
+    );
     import_bundle(&mut net.peers[2].replica, &AllowAll, &small).unwrap();
     assert_eq!(net.record_ids(2).unwrap().len(), 32);
     // A bundle for documents the importer may not write is refused whole.
@@ -309,9 +446,23 @@ fn a_large_offline_document_is_uploaded_whole_after_one_probe() {
     let mut net = Network::new(2, &school(), 9);
     add_books(&mut net, 0, 0..300);
     let s = done(net.sync(0, 1, Faults::NONE).unwrap());
-    assert_eq!((s.round_trips, s.fallbacks), (2, 0), "probe, then one exact push: {s:?}");
-    let save = net.peers[0].replica.doc(&doc(DocKind::Books)).unwrap().automerge().save().len() as u64;
-    assert!(s.bytes_sent < save + 1_000, "sent {} for a {save}-byte document", s.bytes_sent);
+    assert_eq!(
+        (s.round_trips, s.fallbacks),
+        (2, 0),
+        "probe, then one exact push: {s:?}"
+    );
+    let save = net.peers[0]
+        .replica
+        .doc(&doc(DocKind::Books))
+        .unwrap()
+        .automerge()
+        .save()
+        .len() as u64;
+    assert!(
+        s.bytes_sent < save + 1_000,
+        "sent {} for a {save}-byte document",
+        s.bytes_sent
+    );
     assert!(net.converged().unwrap());
 }
 
@@ -319,40 +470,87 @@ fn a_large_offline_document_is_uploaded_whole_after_one_probe() {
 fn a_change_whose_dependency_is_missing_is_kept_until_the_dependency_arrives() {
     use automerge::sync::{State, SyncDoc};
     let books = doc(DocKind::Books);
-    let ctx = sync_core::EditContext { user: "u".parse().unwrap(), device: "d".parse().unwrap(), now_ms: 1 };
+    let ctx = sync_core::EditContext {
+        user: "u".parse().unwrap(),
+        device: "d".parse().unwrap(),
+        now_ms: 1,
+    };
     // B has two books, the second change depending on the first.
     let mut b = Replica::open(MemoryStorage::new());
     for n in 0..2 {
-        b.edit(&books, |d| d.insert(&ctx, RecordId::random(), &sample_book(n)).map(|_| ())).unwrap();
+        b.edit(&books, |d| {
+            d.insert(&ctx, RecordId::random(), &sample_book(n))
+                .map(|_| ())
+        })
+        .unwrap();
     }
     let b_doc = b.doc(&books).unwrap().automerge().clone();
     // B wrongly believes the peer has the first book (as a bloom filter false
     // positive would make it), so its message carries only the second.
-    let mut fake_peer = sync_core::RecordDoc::genesis(books.clone()).automerge().clone();
-    let first = b_doc.get_changes(&[sync_core::RecordDoc::genesis(books.clone()).heads()[0]])[0].clone();
+    let mut fake_peer = sync_core::RecordDoc::genesis(books.clone())
+        .automerge()
+        .clone();
+    let first =
+        b_doc.get_changes(&[sync_core::RecordDoc::genesis(books.clone()).heads()[0]])[0].clone();
     fake_peer.apply_changes([first.clone()]).unwrap();
     let (mut b_state, mut fake_state) = (State::new(), State::new());
     let hello = fake_peer.generate_sync_message(&mut fake_state).unwrap();
-    b_doc.clone().receive_sync_message(&mut b_state, hello).unwrap();
+    b_doc
+        .clone()
+        .receive_sync_message(&mut b_state, hello)
+        .unwrap();
     let only_second = b_doc.generate_sync_message(&mut b_state).unwrap();
     assert_eq!(only_second.changes.len(), 1);
 
     let mut a = Replica::open(MemoryStorage::new());
     let mut session = SyncSession::new("b".parse().unwrap(), [books.clone()]);
     session.next_request(&mut a).unwrap().unwrap();
-    let crafted = Message::Response(vec![(books.clone(), sync_core::sync::DocReply::Automerge(Some(only_second.encode())))]).encode();
+    let crafted = Message::Response(vec![(
+        books.clone(),
+        sync_core::sync::DocReply::Automerge(Some(only_second.encode())),
+    )])
+    .encode();
     session.receive(&mut a, &crafted).unwrap();
-    assert!(a.doc(&books).unwrap().has_held_back_changes(), "the orphan change is kept in memory");
+    assert!(
+        a.doc(&books).unwrap().has_held_back_changes(),
+        "the orphan change is kept in memory"
+    );
     let next = session.next_request(&mut a).unwrap().unwrap();
-    let Message::Request(reqs) = Message::decode(&next).unwrap() else { panic!("a request") };
-    assert!(matches!(reqs[0].1, DocRequest::Automerge(_)), "still Automerge's protocol");
+    let Message::Request(reqs) = Message::decode(&next).unwrap() else {
+        panic!("a request")
+    };
+    assert!(
+        matches!(reqs[0].1, DocRequest::Automerge(_)),
+        "still Automerge's protocol"
+    );
     // Finishing against the real B converges with both books.
-    let resp = respond(&mut b, &"a".parse().unwrap(), &AllowAll, &ResponderLimits::default(), &next).unwrap();
+    let resp = respond(
+        &mut b,
+        &"a".parse().unwrap(),
+        &AllowAll,
+        &ResponderLimits::default(),
+        &next,
+    )
+    .unwrap();
     session.receive(&mut a, &resp).unwrap();
     while let Some(req) = session.next_request(&mut a).unwrap() {
-        let resp = respond(&mut b, &"a".parse().unwrap(), &AllowAll, &ResponderLimits::default(), &req).unwrap();
+        let resp = respond(
+            &mut b,
+            &"a".parse().unwrap(),
+            &AllowAll,
+            &ResponderLimits::default(),
+            &req,
+        )
+        .unwrap();
         session.receive(&mut a, &resp).unwrap();
     }
-    assert_eq!(a.doc(&books).unwrap().list::<sync_core::records::Book>().unwrap().len(), 2);
+    assert_eq!(
+        a.doc(&books)
+            .unwrap()
+            .list::<sync_core::records::Book>()
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(!a.doc(&books).unwrap().has_held_back_changes());
 }

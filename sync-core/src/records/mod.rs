@@ -282,7 +282,12 @@ mod tests {
                 }
             }
             for f in spec.fields {
-                assert!(obj.contains_key(f.name), "{}.{} not in struct", spec.name, f.name);
+                assert!(
+                    obj.contains_key(f.name),
+                    "{}.{} not in struct",
+                    spec.name,
+                    f.name
+                );
             }
         }
     }

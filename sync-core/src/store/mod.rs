@@ -182,9 +182,20 @@ mod tests {
         ];
         for k in keys {
             assert_eq!(StorageKey::parse(&k.to_path()).unwrap(), k);
-            assert!(k.to_path().starts_with(&KeyPrefix::Doc(doc.clone()).to_path()) || matches!(k, StorageKey::Peer { .. }));
+            assert!(
+                k.to_path()
+                    .starts_with(&KeyPrefix::Doc(doc.clone()).to_path())
+                    || matches!(k, StorageKey::Peer { .. })
+            );
         }
-        for bad in ["", "doc", "doc/x/inc/abc", "doc/school.1.books/inc/zz", "peer/a", "other/a/b"] {
+        for bad in [
+            "",
+            "doc",
+            "doc/x/inc/abc",
+            "doc/school.1.books/inc/zz",
+            "peer/a",
+            "other/a/b",
+        ] {
             assert!(StorageKey::parse(bad).is_err(), "{bad}");
         }
     }

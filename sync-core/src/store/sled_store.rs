@@ -62,7 +62,9 @@ impl Storage for SledStorage {
     }
 
     fn put(&self, key: &StorageKey, data: &[u8]) -> Result<(), StorageError> {
-        self.db.insert(key.to_path().as_bytes(), data).map_err(backend)?;
+        self.db
+            .insert(key.to_path().as_bytes(), data)
+            .map_err(backend)?;
         self.flush()
     }
 

@@ -24,11 +24,23 @@ impl Problem {
 /// Runs automerge on untrusted input. Automerge's decoders are fuzzed
 /// upstream, but a panic on a peer's bytes must never take down a server or
 /// an app: it becomes a `malformed` problem instead.
-pub(crate) fn guarded<T>(doc: &crate::DocId, what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Problem> {
+pub(crate) fn guarded<T>(
+    doc: &crate::DocId,
+    what: &str,
+    f: impl FnOnce() -> Result<T, String>,
+) -> Result<T, Problem> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Problem::new(Some(doc), "malformed", format!("{what} does not decode: {e}"))),
-        Err(_) => Err(Problem::new(Some(doc), "malformed", format!("{what} could not be processed"))),
+        Ok(Err(e)) => Err(Problem::new(
+            Some(doc),
+            "malformed",
+            format!("{what} does not decode: {e}"),
+        )),
+        Err(_) => Err(Problem::new(
+            Some(doc),
+            "malformed",
+            format!("{what} could not be processed"),
+        )),
     }
 }
 
@@ -61,7 +73,8 @@ fn apply_data_inner(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize, Pro
     match data {
         ChangeData::None => Ok(0),
         ChangeData::Packed(packed) => {
-            let chunks = super::packed::unpack(packed).map_err(|e| Problem::new(Some(&id), "malformed", e))?;
+            let chunks = super::packed::unpack(packed)
+                .map_err(|e| Problem::new(Some(&id), "malformed", e))?;
             apply_data_inner(doc, &ChangeData::Changes(chunks))
         }
         ChangeData::Changes(chunks) => {
@@ -73,14 +86,20 @@ fn apply_data_inner(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize, Pro
             })?;
             let n = changes.len();
             let am = doc.automerge_mut();
-            guarded(&id, "the changes", || am.apply_changes(changes).map_err(|e| e.to_string()))?;
+            guarded(&id, "the changes", || {
+                am.apply_changes(changes).map_err(|e| e.to_string())
+            })?;
             Ok(n)
         }
         ChangeData::Document(bytes) => {
-            let mut other = guarded(&id, "the document", || Automerge::load(bytes).map_err(|e| e.to_string()))?;
+            let mut other = guarded(&id, "the document", || {
+                Automerge::load(bytes).map_err(|e| e.to_string())
+            })?;
             let n = other.get_changes(&[]).len();
             let am = doc.automerge_mut();
-            guarded(&id, "the document", || am.merge(&mut other).map(|_| ()).map_err(|e| e.to_string()))?;
+            guarded(&id, "the document", || {
+                am.merge(&mut other).map(|_| ()).map_err(|e| e.to_string())
+            })?;
             Ok(n)
         }
     }
@@ -96,7 +115,13 @@ pub(crate) fn check_result(before: &RecordDoc, after: &RecordDoc) -> Result<(), 
     after
         .validate()
         .and_then(|_| after.check_nothing_erased(before))
-        .map_err(|e| Problem::new(Some(id), "off_schema", format!("{e}; the change was refused and nothing was applied")))
+        .map_err(|e| {
+            Problem::new(
+                Some(id),
+                "off_schema",
+                format!("{e}; the change was refused and nothing was applied"),
+            )
+        })
 }
 
 /// The changes `doc` has that a peer at `their` heads lacks, in the most
@@ -124,7 +149,9 @@ pub(crate) fn changes_since(doc: &RecordDoc, their: &[ChangeHash]) -> ChangeData
 
 /// Whether `doc` holds every change in `heads`.
 pub(crate) fn has_all(doc: &RecordDoc, heads: &[ChangeHash]) -> bool {
-    heads.iter().all(|h| doc.automerge().get_change_by_hash(h).is_some())
+    heads
+        .iter()
+        .all(|h| doc.automerge().get_change_by_hash(h).is_some())
 }
 
 /// Whether a copy that outside changes were applied to must replace the
@@ -137,8 +164,13 @@ pub(crate) fn must_keep(before: &RecordDoc, after: &RecordDoc) -> bool {
 
 /// Decodes a peer's Automerge sync message and puts its hash lists in the
 /// sorted order Automerge's own encoders assume.
-pub(crate) fn decode_sync_message(doc: &crate::DocId, bytes: &[u8]) -> Result<sync::Message, Problem> {
-    let mut m = guarded(doc, "the automerge sync message", || sync::Message::decode(bytes).map_err(|e| e.to_string()))?;
+pub(crate) fn decode_sync_message(
+    doc: &crate::DocId,
+    bytes: &[u8],
+) -> Result<sync::Message, Problem> {
+    let mut m = guarded(doc, "the automerge sync message", || {
+        sync::Message::decode(bytes).map_err(|e| e.to_string())
+    })?;
     m.heads.sort();
     m.heads.dedup();
     m.need.sort();
@@ -152,7 +184,9 @@ pub(crate) fn decode_sync_message(doc: &crate::DocId, bytes: &[u8]) -> Result<sy
 
 /// Automerge's sync state as stored, with its hash lists sorted.
 pub(crate) fn decode_sync_state(bytes: Option<&[u8]>) -> sync::State {
-    let mut st = bytes.and_then(|b| sync::State::decode(b).ok()).unwrap_or_default();
+    let mut st = bytes
+        .and_then(|b| sync::State::decode(b).ok())
+        .unwrap_or_default();
     st.shared_heads.sort();
     st.shared_heads.dedup();
     st
@@ -161,8 +195,13 @@ pub(crate) fn decode_sync_state(bytes: Option<&[u8]>) -> sync::State {
 /// Automerge's `generate_sync_message`, which reads what the peer told us
 /// (its bloom filter among it): a peer's malformed filter must become a
 /// refusal, not a panic.
-pub(crate) fn generate_sync_message(doc: &RecordDoc, state: &mut sync::State) -> Result<Option<sync::Message>, Problem> {
+pub(crate) fn generate_sync_message(
+    doc: &RecordDoc,
+    state: &mut sync::State,
+) -> Result<Option<sync::Message>, Problem> {
     let id = doc.id().clone();
     let am = doc.automerge();
-    guarded(&id, "the peer's automerge sync state", || Ok(am.generate_sync_message(state)))
+    guarded(&id, "the peer's automerge sync state", || {
+        Ok(am.generate_sync_message(state))
+    })
 }

@@ -36,7 +36,11 @@ pub struct ImportReport {
 }
 
 /// Builds a bundle of `docs`.
-pub fn export_bundle<S: Storage>(replica: &mut Replica<S>, docs: &[DocId], scope: &BundleScope) -> Result<Vec<u8>> {
+pub fn export_bundle<S: Storage>(
+    replica: &mut Replica<S>,
+    docs: &[DocId],
+    scope: &BundleScope,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(docs.len());
     for id in docs {
         let since: Vec<ChangeHash> = match scope {
@@ -62,10 +66,18 @@ pub fn export_bundle<S: Storage>(replica: &mut Replica<S>, docs: &[DocId], scope
 /// Imports a bundle: every document is checked against `policy` and the
 /// schema; all are committed in one durable write, or none is. Importing the
 /// same bundle twice changes nothing the second time.
-pub fn import_bundle<S: Storage>(replica: &mut Replica<S>, policy: &dyn AccessPolicy, bytes: &[u8]) -> Result<ImportReport> {
+pub fn import_bundle<S: Storage>(
+    replica: &mut Replica<S>,
+    policy: &dyn AccessPolicy,
+    bytes: &[u8],
+) -> Result<ImportReport> {
     let docs = match Message::decode(bytes)? {
         Message::Bundle(d) => d,
-        _ => return Err(Error::Protocol("this is a sync message, not a bundle".into())),
+        _ => {
+            return Err(Error::Protocol(
+                "this is a sync message, not a bundle".into(),
+            ))
+        }
     };
     let mut problems: Vec<Problem> = Vec::new();
     let mut changed = Vec::new();
@@ -89,10 +101,19 @@ pub fn import_bundle<S: Storage>(replica: &mut Replica<S>, policy: &dyn AccessPo
     if !problems.is_empty() {
         let text = problems
             .iter()
-            .map(|p| format!("{} ({}): {}", p.code, p.doc.as_deref().unwrap_or("-"), p.message))
+            .map(|p| {
+                format!(
+                    "{} ({}): {}",
+                    p.code,
+                    p.doc.as_deref().unwrap_or("-"),
+                    p.message
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(Error::Refused(format!("bundle not imported, nothing changed: {text}")));
+        return Err(Error::Refused(format!(
+            "bundle not imported, nothing changed: {text}"
+        )));
     }
     replica.commit_docs(changed)?;
     Ok(report)

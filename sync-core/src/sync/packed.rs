@@ -80,10 +80,18 @@ pub fn pack(chunks: &[&[u8]]) -> Vec<PackedChange> {
             Some((hash, deps, rest)) => {
                 let deps = deps
                     .into_iter()
-                    .map(|d| index.get(&d).map(|&j| Dep::Earlier(j)).unwrap_or(Dep::Hash(d)))
+                    .map(|d| {
+                        index
+                            .get(&d)
+                            .map(|&j| Dep::Earlier(j))
+                            .unwrap_or(Dep::Hash(d))
+                    })
                     .collect();
                 index.insert(hash, i as u32);
-                PackedChange::Packed { deps, rest: rest.to_vec() }
+                PackedChange::Packed {
+                    deps,
+                    rest: rest.to_vec(),
+                }
             }
             None => PackedChange::Raw(chunk.to_vec()),
         })
@@ -145,7 +153,10 @@ mod tests {
             tx.put(ROOT, format!("k{i}"), "x".repeat(i * 40)).unwrap();
             tx.commit();
         }
-        doc.get_changes(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect()
+        doc.get_changes(&[])
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect()
     }
 
     #[test]
@@ -153,7 +164,9 @@ mod tests {
         let raw = changes(20);
         let refs: Vec<&[u8]> = raw.iter().map(|c| &c[..]).collect();
         let packed = pack(&refs);
-        assert!(packed.iter().all(|p| matches!(p, PackedChange::Packed { .. })));
+        assert!(packed
+            .iter()
+            .all(|p| matches!(p, PackedChange::Packed { .. })));
         assert_eq!(unpack(&packed).unwrap(), raw);
         let before: usize = raw.iter().map(Vec::len).sum();
         let after = postcard::to_stdvec(&packed).unwrap().len();
@@ -165,7 +178,9 @@ mod tests {
         let raw = changes(5);
         let refs: Vec<&[u8]> = raw[2..].iter().map(|c| &c[..]).collect();
         let packed = pack(&refs);
-        assert!(matches!(&packed[0], PackedChange::Packed { deps, .. } if matches!(deps[0], Dep::Hash(_))));
+        assert!(
+            matches!(&packed[0], PackedChange::Packed { deps, .. } if matches!(deps[0], Dep::Hash(_)))
+        );
         assert_eq!(unpack(&packed).unwrap(), raw[2..].to_vec());
     }
 
@@ -182,6 +197,9 @@ mod tests {
             deps[0] = Dep::Earlier(u32::MAX);
         }
         assert!(unpack(&packed).is_err());
-        assert_eq!(unpack(&[PackedChange::Raw(b"junk".to_vec())]).unwrap(), vec![b"junk".to_vec()]);
+        assert_eq!(
+            unpack(&[PackedChange::Raw(b"junk".to_vec())]).unwrap(),
+            vec![b"junk".to_vec()]
+        );
     }
 }

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 
 use automerge::sync::{self, SyncDoc};
 
-use super::apply::{apply_data, changes_since, check_result, check_storable, decode_sync_message, decode_sync_state, generate_sync_message, guarded, has_all, must_keep};
+use super::apply::{
+    apply_data, changes_since, check_result, check_storable, decode_sync_message,
+    decode_sync_state, generate_sync_message, guarded, has_all, must_keep,
+};
 use super::policy::{Access, AccessPolicy};
 use super::wire::{from_wire, to_wire, ChangeData, DocReply, DocRequest, Message, Problem};
 use crate::document::RecordDoc;
@@ -46,9 +49,11 @@ pub fn respond<S: Storage>(
     limits: &ResponderLimits,
     request: &[u8],
 ) -> Result<Vec<u8>> {
-    Ok(match respond_inner(replica, peer, policy, limits, request)? {
-        Ok(m) | Err(m) => m.encode(),
-    })
+    Ok(
+        match respond_inner(replica, peer, policy, limits, request)? {
+            Ok(m) | Err(m) => m.encode(),
+        },
+    )
 }
 
 fn refused(problems: Vec<Problem>) -> std::result::Result<Message, Message> {
@@ -64,9 +69,19 @@ fn respond_inner<S: Storage>(
 ) -> Result<std::result::Result<Message, Message>> {
     let docs = match Message::decode_limited(request, limits.max_decoded) {
         Ok(Message::Request(docs)) => docs,
-        Ok(_) => return Ok(refused(vec![Problem::new(None, "malformed", "expected a sync request")])),
+        Ok(_) => {
+            return Ok(refused(vec![Problem::new(
+                None,
+                "malformed",
+                "expected a sync request",
+            )]))
+        }
         Err(e) => {
-            let code = if matches!(e, crate::DecodeError::TooLarge { .. }) { "too_large" } else { "malformed" };
+            let code = if matches!(e, crate::DecodeError::TooLarge { .. }) {
+                "too_large"
+            } else {
+                "malformed"
+            };
             return Ok(refused(vec![Problem::new(None, code, e.to_string())]));
         }
     };
@@ -74,13 +89,21 @@ fn respond_inner<S: Storage>(
         return Ok(refused(vec![Problem::new(
             None,
             "too_large",
-            format!("{} documents in one request; at most {}", docs.len(), limits.max_docs),
+            format!(
+                "{} documents in one request; at most {}",
+                docs.len(),
+                limits.max_docs
+            ),
         )]));
     }
     let mut seen = BTreeSet::new();
     for (id, _) in &docs {
         if !seen.insert(id) {
-            return Ok(refused(vec![Problem::new(Some(id), "malformed", "document listed twice")]));
+            return Ok(refused(vec![Problem::new(
+                Some(id),
+                "malformed",
+                "document listed twice",
+            )]));
         }
     }
 
@@ -128,7 +151,8 @@ fn respond_inner<S: Storage>(
                 let mut state = load_am_state(&replica.peer_state(peer, id)?);
                 let am = after.automerge_mut();
                 let r = guarded(id, "the automerge sync message", || {
-                    am.receive_sync_message(&mut state, msg).map_err(|e| e.to_string())
+                    am.receive_sync_message(&mut state, msg)
+                        .map_err(|e| e.to_string())
                 })
                 // Answering reads what the peer told us: try it on the copy
                 // now, so a hostile message is refused before anything is
@@ -161,13 +185,21 @@ fn respond_inner<S: Storage>(
     for (id, req) in docs {
         let doc = replica.doc(&id)?;
         let reply = match req {
-            DocRequest::Push { heads, .. } | DocRequest::Probe { heads } if has_all(doc, &from_wire(&heads)) => {
+            DocRequest::Push { heads, .. } | DocRequest::Probe { heads }
+                if has_all(doc, &from_wire(&heads)) =>
+            {
                 let mine = to_wire(&doc.heads());
                 let data = changes_since(doc, &from_wire(&heads));
                 if data.is_empty() && mine == heads {
-                    DocReply::Changes { heads: None, data: ChangeData::None }
+                    DocReply::Changes {
+                        heads: None,
+                        data: ChangeData::None,
+                    }
                 } else {
-                    DocReply::Changes { heads: Some(mine), data }
+                    DocReply::Changes {
+                        heads: Some(mine),
+                        data,
+                    }
                 }
             }
             // We do not hold all the prober's changes: give only our heads;

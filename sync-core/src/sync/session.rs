@@ -20,7 +20,10 @@ use std::collections::BTreeMap;
 use automerge::sync::{self, SyncDoc};
 use automerge::ChangeHash;
 
-use super::apply::{apply_data, changes_since, check_result, check_storable, decode_sync_message, generate_sync_message, guarded, has_all, must_keep};
+use super::apply::{
+    apply_data, changes_since, check_result, check_storable, decode_sync_message,
+    generate_sync_message, guarded, has_all, must_keep,
+};
 use super::responder::load_am_state;
 use super::wire::{from_wire, to_wire, ChangeData, DocReply, DocRequest, Message};
 use crate::document::RecordDoc;
@@ -134,7 +137,10 @@ impl SyncSession {
     }
 
     /// The next request to send, or `None` when every document is settled.
-    pub fn next_request<S: Storage>(&mut self, replica: &mut Replica<S>) -> Result<Option<Vec<u8>>> {
+    pub fn next_request<S: Storage>(
+        &mut self,
+        replica: &mut Replica<S>,
+    ) -> Result<Option<Vec<u8>>> {
         if self.awaiting.is_some() {
             return Err(Error::Protocol(
                 "a request is still in flight: pass its response to receive(), or call abandon() if it was lost".into(),
@@ -214,7 +220,9 @@ impl SyncSession {
                             self.stats.changes_sent += msg.changes.len() as u64;
                             DocRequest::Automerge(msg.encode())
                         }
-                        None if run.peer_idle || am.their_heads.as_ref().is_some_and(|t| same_set(t, &heads)) => {
+                        None if run.peer_idle
+                            || am.their_heads.as_ref().is_some_and(|t| same_set(t, &heads)) =>
+                        {
                             let their = am.their_heads.clone().unwrap_or_default();
                             run.phase = Phase::Settled;
                             to_save.push((
@@ -256,7 +264,9 @@ impl SyncSession {
     /// that fails validation is applied.
     pub fn receive<S: Storage>(&mut self, replica: &mut Replica<S>, response: &[u8]) -> Result<()> {
         let Some(sent) = self.awaiting.take() else {
-            return Err(Error::Protocol("a response arrived with no request in flight".into()));
+            return Err(Error::Protocol(
+                "a response arrived with no request in flight".into(),
+            ));
         };
         self.stats.bytes_received += response.len() as u64;
         self.stats.round_trips += 1;
@@ -269,13 +279,28 @@ impl SyncSession {
         result
     }
 
-    fn receive_inner<S: Storage>(&mut self, replica: &mut Replica<S>, response: &[u8], sent: &[DocId]) -> Result<()> {
+    fn receive_inner<S: Storage>(
+        &mut self,
+        replica: &mut Replica<S>,
+        response: &[u8],
+        sent: &[DocId],
+    ) -> Result<()> {
         let replies = match Message::decode(response) {
             Ok(Message::Response(r)) => r,
             Ok(Message::Refused(problems)) => {
                 let text = problems
                     .iter()
-                    .map(|p| format!("{}{}: {}", p.code, p.doc.as_ref().map(|d| format!(" ({d})")).unwrap_or_default(), p.message))
+                    .map(|p| {
+                        format!(
+                            "{}{}: {}",
+                            p.code,
+                            p.doc
+                                .as_ref()
+                                .map(|d| format!(" ({d})"))
+                                .unwrap_or_default(),
+                            p.message
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; ");
                 return Err(Error::Refused(text));
@@ -288,7 +313,9 @@ impl SyncSession {
         let mut next_phase = Vec::new();
         for (id, reply) in replies {
             if !sent.contains(&id) {
-                return Err(Error::Protocol(format!("the response names {id}, which was not asked for")));
+                return Err(Error::Protocol(format!(
+                    "the response names {id}, which was not asked for"
+                )));
             }
             let run = self.docs.get_mut(&id).expect("sent docs are in scope");
             let incoming = match &reply {
@@ -305,7 +332,9 @@ impl SyncSession {
                     if incoming {
                         apply_data(after.to_mut(), &data).map_err(|p| Error::Refused(p.message))?;
                     }
-                    let their = heads.map(|h| from_wire(&h)).unwrap_or_else(|| run.declared.clone());
+                    let their = heads
+                        .map(|h| from_wire(&h))
+                        .unwrap_or_else(|| run.declared.clone());
                     let diverged = !has_all(&after, &their);
                     let phase = if diverged {
                         // Each side has changes the other lacks and neither
@@ -334,13 +363,17 @@ impl SyncSession {
                     let mut am = run.am_state.take().unwrap_or_default();
                     let idle = msg.is_none();
                     if let Some(bytes) = msg {
-                        let m = decode_sync_message(&id, &bytes).map_err(|p| Error::Refused(p.message))?;
+                        let m = decode_sync_message(&id, &bytes)
+                            .map_err(|p| Error::Refused(p.message))?;
                         self.stats.changes_received += m.changes.len() as u64;
                         let a = after.to_mut().automerge_mut();
                         guarded(&id, "the automerge sync message", || {
-                            a.receive_sync_message(&mut am, m).map_err(|e| e.to_string())
+                            a.receive_sync_message(&mut am, m)
+                                .map_err(|e| e.to_string())
                         })
-                        .and_then(|_| check_storable(&after, &before.as_ref().expect("incoming").heads()))
+                        .and_then(|_| {
+                            check_storable(&after, &before.as_ref().expect("incoming").heads())
+                        })
                         .map_err(|p| Error::Refused(p.message))?;
                     }
                     states.push((
@@ -355,7 +388,12 @@ impl SyncSession {
                 }
             }
             if let Some(before) = before {
-                check_result(&before, &after).map_err(|p| Error::Refused(format!("the peer sent data that breaks the schema: {}", p.message)))?;
+                check_result(&before, &after).map_err(|p| {
+                    Error::Refused(format!(
+                        "the peer sent data that breaks the schema: {}",
+                        p.message
+                    ))
+                })?;
                 if must_keep(&before, &after) {
                     changed.push(after.into_owned());
                 }

@@ -84,7 +84,10 @@ pub enum DocRequest {
 pub enum DocReply {
     /// What you lack, and my heads (`None`: the same as the heads you sent,
     /// and `data` is empty).
-    Changes { heads: Option<Heads>, data: ChangeData },
+    Changes {
+        heads: Option<Heads>,
+        data: ChangeData,
+    },
     /// Continue with Automerge's sync protocol for this document (my message,
     /// if I have one).
     Automerge(Option<Vec<u8>>),
@@ -119,7 +122,8 @@ impl Message {
         let mut out = Vec::with_capacity(raw.len() / 2 + 6);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
-        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut enc =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut enc, &raw).expect("deflate into a Vec");
         let deflated = enc.finish().expect("deflate into a Vec");
         if deflated.len() < raw.len() {
@@ -196,8 +200,14 @@ mod tests {
     #[test]
     fn foreign_and_broken_frames_are_errors() {
         assert_eq!(Message::decode(b""), Err(DecodeError::BadMagic));
-        assert_eq!(Message::decode(b"GET / HTTP/1.1"), Err(DecodeError::BadMagic));
-        assert_eq!(Message::decode(b"TPSY\x09\x00"), Err(DecodeError::UnsupportedVersion(9)));
+        assert_eq!(
+            Message::decode(b"GET / HTTP/1.1"),
+            Err(DecodeError::BadMagic)
+        );
+        assert_eq!(
+            Message::decode(b"TPSY\x09\x00"),
+            Err(DecodeError::UnsupportedVersion(9))
+        );
         let mut f = sample().encode();
         f.truncate(f.len() / 2);
         assert!(Message::decode(&f).is_err());
