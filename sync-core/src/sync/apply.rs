@@ -60,9 +60,17 @@ pub(crate) fn apply_data(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize
 /// content) and only panics later, when they are saved or sent on. Run that
 /// path now, on the copy, so such a change is refused before anything is
 /// committed.
+///
+/// Also refuses changes under this replica's own actor that it does not
+/// already hold: every replica edits as a fresh actor, so such a change is
+/// forged, and storing it would leave a document that no longer loads.
 pub(crate) fn check_storable(doc: &RecordDoc, since: &[ChangeHash]) -> Result<(), Problem> {
     let am = doc.automerge();
+    let own = am.get_actor().clone();
     guarded(doc.id(), "the changes", || {
+        if am.get_changes(since).iter().any(|c| *c.actor_id() == own) {
+            return Err("a change claims to be this device's own, but this device never made it".into());
+        }
         am.save_after(since);
         Ok(())
     })
@@ -95,7 +103,7 @@ fn apply_data_inner(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize, Pro
             let mut other = guarded(&id, "the document", || {
                 Automerge::load(bytes).map_err(|e| e.to_string())
             })?;
-            let n = other.get_changes(&[]).len();
+            let n = guarded(&id, "the document", || Ok(other.get_changes(&[]).len()))?;
             let am = doc.automerge_mut();
             guarded(&id, "the document", || {
                 am.merge(&mut other).map(|_| ()).map_err(|e| e.to_string())
@@ -178,8 +186,39 @@ pub(crate) fn decode_sync_message(
     for have in &mut m.have {
         have.last_sync.sort();
         have.last_sync.dedup();
+        check_bloom(doc, &have.bloom)?;
     }
     Ok(m)
+}
+
+/// The most bits per entry and probes a peer's bloom filter may ask for.
+/// Automerge itself uses 10 and 7; answering costs work in proportion to
+/// the probes, which the peer chooses.
+const MAX_BLOOM_BITS_PER_ENTRY: u64 = 64;
+const MAX_BLOOM_PROBES: u64 = 32;
+
+fn check_bloom(doc: &crate::DocId, bloom: &sync::BloomFilter) -> Result<(), Problem> {
+    let bytes = bloom.to_bytes();
+    if bytes.is_empty() {
+        return Ok(()); // An empty filter.
+    }
+    let mut r = &bytes[..];
+    let mut next = || leb128::read::unsigned(&mut r).ok();
+    let (entries, bits, probes) = (next(), next(), next());
+    match (entries, bits, probes) {
+        (Some(e), Some(b), Some(p))
+            if e > 0
+                && (1..=MAX_BLOOM_BITS_PER_ENTRY).contains(&b)
+                && (1..=MAX_BLOOM_PROBES).contains(&p) =>
+        {
+            Ok(())
+        }
+        _ => Err(Problem::new(
+            Some(doc),
+            "malformed",
+            format!("the automerge sync message's bloom filter is out of range (at most {MAX_BLOOM_BITS_PER_ENTRY} bits per entry and {MAX_BLOOM_PROBES} probes)"),
+        )),
+    }
 }
 
 /// Automerge's sync state as stored, with its hash lists sorted.
