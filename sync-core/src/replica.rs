@@ -53,7 +53,9 @@ impl<S: Storage> Replica<S> {
         Self::with_actor(storage, ActorId::random())
     }
 
-    /// Opens with a given actor (deterministic tests).
+    /// Opens with a given actor (deterministic tests). Never give two opens
+    /// the same actor: a replica refuses incoming changes under its own actor
+    /// as forged.
     pub fn with_actor(storage: S, actor: ActorId) -> Self {
         Self {
             storage,
