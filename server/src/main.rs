@@ -22,10 +22,7 @@ use sync_core::records::{
     StocktakeSession,
 };
 use sync_core::store::SledStorage;
-use sync_core::sync::{
-    export_bundle, import_bundle, respond, AllowAll, BundleScope, ResponderLimits, SyncSession,
-    SyncStats,
-};
+use sync_core::sync::{export_bundle, import_bundle, sync_local, AllowAll, BundleScope, SyncStats};
 use sync_core::workload::{build_teaching_point, days_work, Clock, TeachingPointSize};
 use sync_core::{DocId, DocKind, PeerId, Record, RecordId, RecordSpec, Replica, SchoolId};
 
@@ -167,13 +164,10 @@ fn sync_stores(
     to_name: &str,
     scope: &[DocId],
 ) -> Result<SyncStats, Error> {
-    let mut session = SyncSession::new(to_name.parse::<PeerId>()?, scope.to_vec());
-    let from_peer: PeerId = from_name.parse()?;
-    while let Some(req) = session.next_request(from)? {
-        let resp = respond(to, &from_peer, &AllowAll, &ResponderLimits::default(), &req)?;
-        session.receive(from, &resp)?;
-    }
-    Ok(session.stats().clone())
+    let (from_peer, to_peer): (PeerId, PeerId) = (from_name.parse()?, to_name.parse()?);
+    Ok(sync_local(
+        from, &from_peer, to, &to_peer, &AllowAll, scope,
+    )?)
 }
 
 fn report(what: &str, s: &SyncStats, started: Instant) {

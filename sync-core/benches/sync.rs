@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use sync_core::harness::Rng;
 use sync_core::store::SledStorage;
-use sync_core::sync::{respond, AllowAll, ResponderLimits, SyncSession, SyncStats};
+use sync_core::sync::{sync_local, AllowAll, SyncStats};
 use sync_core::workload::{build_teaching_point, days_work, Clock, TeachingPointSize};
 use sync_core::{DocId, PeerId, Replica, SchoolId};
 
@@ -31,19 +31,9 @@ fn sync(
     scope: &[DocId],
 ) -> (SyncStats, Duration) {
     let start = Instant::now();
-    let mut s = SyncSession::new("server".parse().unwrap(), scope.to_vec());
-    while let Some(req) = s.next_request(phone).unwrap() {
-        let resp = respond(
-            server,
-            phone_id,
-            &AllowAll,
-            &ResponderLimits::default(),
-            &req,
-        )
-        .unwrap();
-        s.receive(phone, &resp).unwrap();
-    }
-    (s.stats().clone(), start.elapsed())
+    let server_id: PeerId = "server".parse().unwrap();
+    let stats = sync_local(phone, phone_id, server, &server_id, &AllowAll, scope).unwrap();
+    (stats, start.elapsed())
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -2133,7 +2133,12 @@ fn a_document_automerge_loads_but_cannot_list_is_refused() {
     // MissingOps` in automerge's op_set2/change/collector.rs.
     let equipment = doc(DocKind::Equipment);
     let mut r = Replica::with_actor(MemoryStorage::new(), actor(7));
-    let bundle = export_bundle(&mut r, &[equipment.clone()], &BundleScope::Everything).unwrap();
+    let bundle = export_bundle(
+        &mut r,
+        std::slice::from_ref(&equipment),
+        &BundleScope::Everything,
+    )
+    .unwrap();
     let Message::Bundle(mut docs) = Message::decode(&bundle).unwrap() else {
         unreachable!()
     };

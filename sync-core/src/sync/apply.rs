@@ -69,7 +69,9 @@ pub(crate) fn check_storable(doc: &RecordDoc, since: &[ChangeHash]) -> Result<()
     let own = am.get_actor().clone();
     guarded(doc.id(), "the changes", || {
         if am.get_changes(since).iter().any(|c| *c.actor_id() == own) {
-            return Err("a change claims to be this device's own, but this device never made it".into());
+            return Err(
+                "a change claims to be this device's own, but this device never made it".into(),
+            );
         }
         am.save_after(since);
         Ok(())
