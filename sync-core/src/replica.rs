@@ -196,20 +196,9 @@ impl<S: Storage> Replica<S> {
         let mut writes = Vec::new();
         for id in ids {
             let l = self.docs.get(id).expect("persist a loaded doc");
-            let heads = l.doc.heads();
-            if heads == l.saved_heads {
-                continue;
+            if let Some((key, bytes, heads)) = pending_chunk(id, l) {
+                writes.push((id.clone(), key, bytes, heads));
             }
-            let bytes = l.doc.automerge().save_after(&l.saved_heads);
-            if bytes.is_empty() {
-                continue;
-            }
-            writes.push((
-                id.clone(),
-                StorageKey::incremental(id, &bytes),
-                bytes,
-                heads,
-            ));
         }
         if writes.is_empty() {
             return Ok(());
@@ -257,17 +246,13 @@ impl<S: Storage> Replica<S> {
     }
 
     fn persist_if_loaded(&mut self, id: &DocId) -> Result<()> {
-        if self.docs.contains_key(id) {
-            let l = &self.docs[id];
-            if l.doc.heads() != l.saved_heads {
-                let bytes = l.doc.automerge().save_after(&l.saved_heads);
-                let key = StorageKey::incremental(id, &bytes);
-                self.storage.put(&key, &bytes)?;
-                let l = self.docs.get_mut(id).expect("loaded");
-                l.saved_heads = l.doc.heads();
-                l.owned_keys.push(key);
-            }
-        }
+        let Some((key, bytes, heads)) = self.docs.get(id).and_then(|l| pending_chunk(id, l)) else {
+            return Ok(());
+        };
+        self.storage.put(&key, &bytes)?;
+        let l = self.docs.get_mut(id).expect("loaded");
+        l.saved_heads = heads;
+        l.owned_keys.push(key);
         Ok(())
     }
 
@@ -312,6 +297,17 @@ impl<S: Storage> Replica<S> {
         }
         Ok(())
     }
+}
+
+/// The chunk of changes made to a loaded document since it was last saved:
+/// its key, its bytes and the heads it brings the store to.
+fn pending_chunk(id: &DocId, l: &Loaded) -> Option<(StorageKey, Vec<u8>, Vec<ChangeHash>)> {
+    let heads = l.doc.heads();
+    if heads == l.saved_heads {
+        return None;
+    }
+    let bytes = l.doc.automerge().save_after(&l.saved_heads);
+    (!bytes.is_empty()).then(|| (StorageKey::incremental(id, &bytes), bytes, heads))
 }
 
 #[cfg(test)]
