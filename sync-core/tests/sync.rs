@@ -554,3 +554,85 @@ fn a_change_whose_dependency_is_missing_is_kept_until_the_dependency_arrives() {
     );
     assert!(!a.doc(&books).unwrap().has_held_back_changes());
 }
+
+/// A forged change whose dependencies skip its author's previous change
+/// applies, but the document would then never load again from storage (a
+/// full load orders changes by dependency, and Automerge then refuses the
+/// author's sequence). It is refused, and nothing is stored.
+#[test]
+fn a_change_that_skips_its_authors_previous_change_is_refused() {
+    let books = doc(DocKind::Books);
+    let ctx = sync_core::EditContext {
+        user: "u".parse().unwrap(),
+        device: "d".parse().unwrap(),
+        now_ms: 1,
+    };
+    let mut phone = Replica::open(MemoryStorage::new());
+    for n in 0..3 {
+        phone
+            .edit(&books, |d| {
+                d.insert(&ctx, RecordId::random(), &sample_book(n))
+                    .map(|_| ())
+            })
+            .unwrap();
+    }
+    let am = phone.doc(&books).unwrap().automerge().clone();
+    let genesis = sync_core::RecordDoc::genesis_hash(&books);
+    let own = am.get_changes(&[genesis]);
+    assert_eq!(own.len(), 3);
+    // The server has the first two; the third arrives forged to depend on the first only.
+    let server_store = MemoryStorage::new();
+    let mut server = Replica::open(server_store.clone());
+    let first_two: Vec<Vec<u8>> = own[..2].iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let push = |data: Vec<Vec<u8>>, heads: [u8; 32]| {
+        Message::Request(vec![(
+            books.clone(),
+            DocRequest::Push {
+                heads: vec![heads],
+                data: ChangeData::Changes(data),
+            },
+        )])
+        .encode()
+    };
+    let peer = "phone".parse().unwrap();
+    let ok = respond(
+        &mut server,
+        &peer,
+        &AllowAll,
+        &ResponderLimits::default(),
+        &push(first_two, own[1].hash().0),
+    )
+    .unwrap();
+    assert!(matches!(
+        Message::decode(&ok).unwrap(),
+        Message::Response(_)
+    ));
+    let mut forged = own[2].decode();
+    forged.deps = vec![own[0].hash()];
+    forged.hash = None;
+    let forged = automerge::Change::from(forged);
+    let keys_before = server_store.len();
+    let resp = respond(
+        &mut server,
+        &peer,
+        &AllowAll,
+        &ResponderLimits::default(),
+        &push(vec![forged.raw_bytes().to_vec()], forged.hash().0),
+    )
+    .unwrap();
+    match Message::decode(&resp).unwrap() {
+        Message::Refused(p) => assert_eq!(p[0].code, "malformed", "{p:?}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(server_store.len(), keys_before, "nothing stored");
+    let mut reopened = Replica::open(server_store);
+    assert_eq!(
+        reopened
+            .doc(&books)
+            .unwrap()
+            .list::<sync_core::records::Book>()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -57,9 +57,9 @@ pub(crate) fn apply_data(doc: &mut RecordDoc, data: &ChangeData) -> Result<usize
 }
 
 /// Automerge accepts some forged changes (valid checksum, inconsistent
-/// content) and only panics later, when they are saved or sent on. Run that
-/// path now, on the copy, so such a change is refused before anything is
-/// committed.
+/// content) and only panics later, when they are saved, sent on, or loaded
+/// again. Run those paths now, on the copy, so such a change is refused
+/// before anything is committed.
 ///
 /// Also refuses changes under this replica's own actor that it does not
 /// already hold: every replica edits as a fresh actor, so such a change is
@@ -74,6 +74,14 @@ pub(crate) fn check_storable(doc: &RecordDoc, since: &[ChangeHash]) -> Result<()
             );
         }
         am.save_after(since);
+        // What is stored must load again. Automerge applies a forged change
+        // whose dependencies skip its actor's previous change, but a full
+        // load orders changes by dependency and then refuses it: the
+        // document would be unusable. Save and reload the copy to be sure.
+        let reloaded = Automerge::load(&doc.save()).map_err(|e| e.to_string())?;
+        if reloaded.get_heads() != am.get_heads() {
+            return Err("the changes do not survive a save and reload".into());
+        }
         Ok(())
     })
 }
