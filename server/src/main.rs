@@ -208,11 +208,7 @@ fn demo(data: &Path, school: &str) -> Result<(), Error> {
         )?;
         println!(
             "  {} durable edits in {:.1} s",
-            1 + 2 * tp.books.len()
-                + tp.equipment.len() * 11 / 10
-                + tp.archive_items.len()
-                + tp.checklist_rows.len()
-                + 7,
+            tp.edits,
             t.elapsed().as_secs_f64()
         );
         tp
@@ -278,6 +274,7 @@ fn reload_teaching_point(
         boxes: ids(r, DocKind::Archive, &ArchiveBox::SPEC)?,
         checklist_rows: ids(r, DocKind::Checklist, &ChecklistRow::SPEC)?,
         stocktake,
+        edits: 0,
     })
 }
 

@@ -90,14 +90,7 @@ fn main() {
     )
     .unwrap();
     let build = t.elapsed();
-    let edits_made: usize = 1
-        + tp.equipment.len()
-        + 2 * tp.books.len()
-        + tp.equipment.len().div_ceil(10)
-        + tp.boxes.len()
-        + tp.archive_items.len()
-        + tp.checklist_rows.len()
-        + 1;
+    let edits_made = tp.edits;
 
     let save_total: usize = scope
         .iter()

@@ -45,6 +45,8 @@ pub struct TeachingPoint {
     pub boxes: Vec<RecordId>,
     pub checklist_rows: Vec<RecordId>,
     pub stocktake: Option<RecordId>,
+    /// How many durable edits (one change each) building it took.
+    pub edits: usize,
 }
 
 /// Hands out edit contexts with a clock that moves a minute per edit.
@@ -128,6 +130,7 @@ pub fn build_teaching_point<S: Storage>(
             p.multimedia_classrooms = Some(1);
         })
     })?;
+    tp.edits += 1;
     for n in 0..size.equipment {
         let (name, cat, price) = EQUIPMENT[rng.below(EQUIPMENT.len())];
         let id = rng.record_id();
@@ -155,6 +158,7 @@ pub fn build_teaching_point<S: Storage>(
             status_date: None,
         };
         replica.edit(&doc(DocKind::Equipment), |d| d.insert(&ctx, id, &item))?;
+        tp.edits += 1;
         tp.equipment.push(id);
     }
     for n in 0..size.books {
@@ -181,6 +185,7 @@ pub fn build_teaching_point<S: Storage>(
             status_date: None,
         };
         replica.edit(&doc(DocKind::Books), |d| d.insert(&ctx, id, &book))?;
+        tp.edits += 1;
         tp.books.push(id);
     }
     // History: every book later shelved (上架), a tenth of the equipment moved.
@@ -194,12 +199,14 @@ pub fn build_teaching_point<S: Storage>(
         replica.edit(&doc(DocKind::Books), |d| {
             d.update::<Book>(&ctx, *id, |b| b.shelf = Some(shelf))
         })?;
+        tp.edits += 1;
     }
     for id in tp.equipment.clone().iter().step_by(10) {
         let ctx = clock.tick();
         replica.edit(&doc(DocKind::Equipment), |d| {
             d.update::<EquipmentItem>(&ctx, *id, |e| e.room = Some("器材室".into()))
         })?;
+        tp.edits += 1;
     }
     for b in 0..6u32 {
         let id = RecordId::from_u128(0xB0 + b as u128);
@@ -215,6 +222,7 @@ pub fn build_teaching_point<S: Storage>(
             status_reason: None,
         };
         replica.edit(&doc(DocKind::Archive), |d| d.insert(&ctx, id, &bx))?;
+        tp.edits += 1;
         tp.boxes.push(id);
     }
     for n in 0..size.archive_items {
@@ -238,6 +246,7 @@ pub fn build_teaching_point<S: Storage>(
             status_reason: None,
         };
         replica.edit(&doc(DocKind::Archive), |d| d.insert(&ctx, id, &item))?;
+        tp.edits += 1;
         tp.archive_items.push(id);
     }
     for n in 0..size.checklist_rows {
@@ -253,6 +262,7 @@ pub fn build_teaching_point<S: Storage>(
             status_reason: None,
         };
         replica.edit(&doc(DocKind::Checklist), |d| d.insert(&ctx, id, &row))?;
+        tp.edits += 1;
         tp.checklist_rows.push(id);
     }
     let st = RecordId::from_u128(0x5700);
@@ -270,6 +280,7 @@ pub fn build_teaching_point<S: Storage>(
             },
         )
     })?;
+    tp.edits += 1;
     tp.stocktake = Some(st);
     Ok(tp)
 }
