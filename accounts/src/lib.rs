@@ -1,0 +1,1 @@
+//! Accounts, organisation and access for the tpsync server.
