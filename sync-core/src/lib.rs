@@ -34,6 +34,7 @@
 mod document;
 mod error;
 pub mod harness;
+mod hub;
 mod ids;
 pub mod records;
 mod replica;
@@ -46,6 +47,7 @@ pub use document::{
     genesis_actor, ChangeAuthor, EditContext, FieldChange, FieldConflict, RecordDoc, SCHEMA_VERSION,
 };
 pub use error::{DecodeError, Error, IdError, Result, SchemaError, StorageError};
+pub use hub::{Hub, HubConfig, HubStats};
 pub use ids::{CountyId, DeviceId, DocId, DocKind, DocOwner, PeerId, RecordId, SchoolId, UserId};
 pub use replica::{PeerDocState, Replica, DEFAULT_COMPACT_AFTER};
 pub use schema::{Record, RecordSpec};

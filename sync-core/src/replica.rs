@@ -15,14 +15,16 @@ use crate::store::{KeyPrefix, Storage, StorageKey};
 /// into one snapshot.
 pub const DEFAULT_COMPACT_AFTER: usize = 64;
 
-struct Loaded {
-    doc: RecordDoc,
+pub(crate) struct Loaded {
+    pub(crate) doc: RecordDoc,
     /// Heads of what is durably stored.
-    saved_heads: Vec<ChangeHash>,
+    pub(crate) saved_heads: Vec<ChangeHash>,
     /// Keys whose content is in `doc`: loaded at open or written by us. The
     /// only keys a compaction may delete.
-    owned_keys: Vec<StorageKey>,
-    incrementals: usize,
+    pub(crate) owned_keys: Vec<StorageKey>,
+    pub(crate) incrementals: usize,
+    /// Bytes of this document in storage (what was loaded plus written).
+    pub(crate) stored_bytes: usize,
 }
 
 /// What this replica knows of one peer's copy of one document.
@@ -83,6 +85,11 @@ impl<S: Storage> Replica<S> {
         self.docs.keys()
     }
 
+    /// The heads of a document already in memory.
+    pub fn loaded_heads(&self, id: &DocId) -> Option<Vec<ChangeHash>> {
+        self.docs.get(id).map(|l| l.doc.heads())
+    }
+
     /// Drops a document from memory (it stays stored).
     pub fn unload(&mut self, id: &DocId) {
         self.docs.remove(id);
@@ -90,22 +97,31 @@ impl<S: Storage> Replica<S> {
 
     fn load(&mut self, id: &DocId) -> Result<&mut Loaded> {
         if !self.docs.contains_key(id) {
-            let loaded = self.read_from_storage(id)?;
+            let loaded = read_from_storage(&self.storage, &self.actor, id)?;
             self.docs.insert(id.clone(), loaded);
         }
         Ok(self.docs.get_mut(id).expect("just inserted"))
     }
+}
 
-    fn read_from_storage(&self, id: &DocId) -> Result<Loaded> {
-        let chunks = self.storage.load_range(&KeyPrefix::Doc(id.clone()))?;
+/// Loads a document from its stored chunks (or its genesis if none), to be
+/// edited as `actor`.
+pub(crate) fn read_from_storage<S: Storage>(
+    storage: &S,
+    actor: &ActorId,
+    id: &DocId,
+) -> Result<Loaded> {
+    {
+        let chunks = storage.load_range(&KeyPrefix::Doc(id.clone()))?;
         if chunks.is_empty() {
             let mut doc = RecordDoc::genesis(id.clone());
-            doc.set_actor(self.actor.clone());
+            doc.set_actor(actor.clone());
             return Ok(Loaded {
                 doc,
                 saved_heads: Vec::new(),
                 owned_keys: Vec::new(),
                 incrementals: 0,
+                stored_bytes: 0,
             });
         }
         // Snapshots first, then incremental chunks; loaded strictly, so a
@@ -149,16 +165,19 @@ impl<S: Storage> Replica<S> {
             ))));
         }
         let mut doc = RecordDoc::from_automerge(id.clone(), am);
-        doc.set_actor(self.actor.clone());
+        doc.set_actor(actor.clone());
         let saved_heads = doc.heads();
         Ok(Loaded {
             doc,
             saved_heads,
             owned_keys,
             incrementals,
+            stored_bytes: bytes.len(),
         })
     }
+}
 
+impl<S: Storage> Replica<S> {
     /// A document, loaded from storage on first use (or created from its
     /// genesis change if this replica has never seen it).
     pub fn doc(&mut self, id: &DocId) -> Result<&RecordDoc> {
@@ -209,8 +228,9 @@ impl<S: Storage> Replica<S> {
             .collect();
         self.storage.put_many(&entries)?;
         let mut to_compact = Vec::new();
-        for (id, key, _, heads) in writes {
+        for (id, key, bytes, heads) in writes {
             let l = self.docs.get_mut(&id).expect("loaded");
+            l.stored_bytes += bytes.len();
             l.saved_heads = heads;
             l.owned_keys.push(key);
             l.incrementals += 1;
@@ -232,17 +252,7 @@ impl<S: Storage> Replica<S> {
         let Some(l) = self.docs.get_mut(id) else {
             return Ok(());
         };
-        let bytes = l.doc.save();
-        let key = StorageKey::snapshot(id, &l.doc.heads());
-        self.storage.put(&key, &bytes)?;
-        for old in l.owned_keys.drain(..) {
-            if old != key {
-                self.storage.delete(&old)?;
-            }
-        }
-        l.owned_keys.push(key);
-        l.incrementals = 0;
-        Ok(())
+        compact_loaded(&self.storage, id, l)
     }
 
     fn persist_if_loaded(&mut self, id: &DocId) -> Result<()> {
@@ -258,35 +268,12 @@ impl<S: Storage> Replica<S> {
 
     /// What we know of `peer`'s copy of `doc`.
     pub fn peer_state(&self, peer: &PeerId, doc: &DocId) -> Result<PeerDocState> {
-        let key = StorageKey::Peer {
-            peer: peer.clone(),
-            doc: doc.clone(),
-        };
-        match self.storage.load(&key)? {
-            // A state we cannot read is only a lost optimisation: start afresh.
-            Some(bytes) => Ok(postcard::from_bytes(&bytes).unwrap_or_default()),
-            None => Ok(PeerDocState::default()),
-        }
+        load_peer_state(&self.storage, peer, doc)
     }
 
     /// Saves what we know of `peer`'s documents, atomically and durably.
     pub fn set_peer_states(&self, peer: &PeerId, states: &[(DocId, PeerDocState)]) -> Result<()> {
-        if states.is_empty() {
-            return Ok(());
-        }
-        let entries: Vec<(StorageKey, Vec<u8>)> = states
-            .iter()
-            .map(|(doc, st)| {
-                (
-                    StorageKey::Peer {
-                        peer: peer.clone(),
-                        doc: doc.clone(),
-                    },
-                    postcard::to_stdvec(st).expect("peer state serializes"),
-                )
-            })
-            .collect();
-        Ok(self.storage.put_many(&entries)?)
+        store_peer_states(&self.storage, peer, states)
     }
 
     /// Forgets everything known of a peer (a device reset, or a test of the
@@ -299,9 +286,70 @@ impl<S: Storage> Replica<S> {
     }
 }
 
+/// What a store knows of `peer`'s copy of `doc`.
+pub(crate) fn load_peer_state<S: Storage>(
+    storage: &S,
+    peer: &PeerId,
+    doc: &DocId,
+) -> Result<PeerDocState> {
+    let key = StorageKey::Peer {
+        peer: peer.clone(),
+        doc: doc.clone(),
+    };
+    match storage.load(&key)? {
+        // A state we cannot read is only a lost optimisation: start afresh.
+        Some(bytes) => Ok(postcard::from_bytes(&bytes).unwrap_or_default()),
+        None => Ok(PeerDocState::default()),
+    }
+}
+
+/// Saves what a store knows of `peer`'s documents, atomically and durably.
+pub(crate) fn store_peer_states<S: Storage>(
+    storage: &S,
+    peer: &PeerId,
+    states: &[(DocId, PeerDocState)],
+) -> Result<()> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<(StorageKey, Vec<u8>)> = states
+        .iter()
+        .map(|(doc, st)| {
+            (
+                StorageKey::Peer {
+                    peer: peer.clone(),
+                    doc: doc.clone(),
+                },
+                postcard::to_stdvec(st).expect("peer state serializes"),
+            )
+        })
+        .collect();
+    Ok(storage.put_many(&entries)?)
+}
+
+/// Folds a saved document's chunks into one snapshot, deleting only the keys
+/// it loaded or wrote.
+pub(crate) fn compact_loaded<S: Storage>(storage: &S, id: &DocId, l: &mut Loaded) -> Result<()> {
+    let bytes = l.doc.save();
+    let key = StorageKey::snapshot(id, &l.doc.heads());
+    storage.put(&key, &bytes)?;
+    l.stored_bytes = bytes.len();
+    for old in l.owned_keys.drain(..) {
+        if old != key {
+            storage.delete(&old)?;
+        }
+    }
+    l.owned_keys.push(key);
+    l.incrementals = 0;
+    Ok(())
+}
+
 /// The chunk of changes made to a loaded document since it was last saved:
 /// its key, its bytes and the heads it brings the store to.
-fn pending_chunk(id: &DocId, l: &Loaded) -> Option<(StorageKey, Vec<u8>, Vec<ChangeHash>)> {
+pub(crate) fn pending_chunk(
+    id: &DocId,
+    l: &Loaded,
+) -> Option<(StorageKey, Vec<u8>, Vec<ChangeHash>)> {
     let heads = l.doc.heads();
     if heads == l.saved_heads {
         return None;

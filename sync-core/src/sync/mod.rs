@@ -11,7 +11,10 @@ pub mod wire;
 
 pub use bundle::{export_bundle, import_bundle, BundleScope, ImportReport};
 pub use policy::{Access, AccessPolicy, AllowAll, DocSetPolicy};
-pub use responder::{respond, ResponderLimits};
+pub use responder::{
+    answer, answer_decoded, decode_request, request_writes, respond, Answer, RequestDocs,
+    ResponderLimits, SyncHost,
+};
 pub use session::{SyncSession, SyncStats, DEFAULT_MAX_ROUNDS, PUSH_WITHOUT_MEMORY_LIMIT};
 pub use wire::{ChangeData, DocReply, DocRequest, Message, Problem};
 

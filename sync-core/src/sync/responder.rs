@@ -17,6 +17,110 @@ use crate::error::Result;
 use crate::ids::{DocId, PeerId};
 use crate::replica::{PeerDocState, Replica};
 use crate::store::Storage;
+use automerge::ChangeHash;
+
+/// What a responder needs of whoever holds the documents: a [`Replica`] on a
+/// device, or the server's concurrent [`crate::hub::Hub`].
+pub trait SyncHost {
+    /// A document, loaded if need be.
+    fn doc(&mut self, id: &DocId) -> Result<&RecordDoc>;
+    /// The document's current heads if known without loading it, else `None`.
+    fn known_heads(&mut self, id: &DocId) -> Option<Vec<ChangeHash>>;
+    /// Replaces documents with updated versions, durably, in one atomic write.
+    fn commit_docs(&mut self, docs: Vec<RecordDoc>) -> Result<()>;
+    fn peer_state(&mut self, peer: &PeerId, id: &DocId) -> Result<PeerDocState>;
+    fn set_peer_states(&mut self, peer: &PeerId, states: &[(DocId, PeerDocState)]) -> Result<()>;
+}
+
+impl<S: Storage> SyncHost for Replica<S> {
+    fn doc(&mut self, id: &DocId) -> Result<&RecordDoc> {
+        Replica::doc(self, id)
+    }
+    fn known_heads(&mut self, id: &DocId) -> Option<Vec<ChangeHash>> {
+        self.loaded_heads(id)
+    }
+    fn commit_docs(&mut self, docs: Vec<RecordDoc>) -> Result<()> {
+        Replica::commit_docs(self, docs)
+    }
+    fn peer_state(&mut self, peer: &PeerId, id: &DocId) -> Result<PeerDocState> {
+        Replica::peer_state(self, peer, id)
+    }
+    fn set_peer_states(&mut self, peer: &PeerId, states: &[(DocId, PeerDocState)]) -> Result<()> {
+        Replica::set_peer_states(self, peer, states)
+    }
+}
+
+/// A decoded, well-formed sync request: each document once.
+pub type RequestDocs = Vec<(DocId, DocRequest)>;
+
+/// Decodes a request and checks its shape (size, document count, no
+/// document twice). `Err` is the refusal to send back.
+pub fn decode_request(
+    limits: &ResponderLimits,
+    request: &[u8],
+) -> std::result::Result<RequestDocs, Vec<Problem>> {
+    let docs = match Message::decode_limited(request, limits.max_decoded) {
+        Ok(Message::Request(docs)) => docs,
+        Ok(_) => {
+            return Err(vec![Problem::new(
+                None,
+                "malformed",
+                "expected a sync request",
+            )])
+        }
+        Err(e) => {
+            let code = if matches!(e, crate::DecodeError::TooLarge { .. }) {
+                "too_large"
+            } else {
+                "malformed"
+            };
+            return Err(vec![Problem::new(None, code, e.to_string())]);
+        }
+    };
+    if docs.len() > limits.max_docs {
+        return Err(vec![Problem::new(
+            None,
+            "too_large",
+            format!(
+                "{} documents in one request; at most {}",
+                docs.len(),
+                limits.max_docs
+            ),
+        )]);
+    }
+    let mut seen = BTreeSet::new();
+    for (id, _) in &docs {
+        if !seen.insert(id) {
+            return Err(vec![Problem::new(
+                Some(id),
+                "malformed",
+                "document listed twice",
+            )]);
+        }
+    }
+    Ok(docs)
+}
+
+/// Whether answering this document's request may change it (it carries
+/// changes), so the host must hold it for writing.
+pub fn request_writes(req: &DocRequest) -> bool {
+    match req {
+        DocRequest::Push { data, .. } => !data.is_empty(),
+        DocRequest::Automerge(_) => true,
+        DocRequest::Probe { .. } => false,
+    }
+}
+
+/// The outcome of answering one request.
+#[derive(Debug)]
+pub struct Answer {
+    /// The response frame to send back (a `Response` or a `Refused`).
+    pub bytes: Vec<u8>,
+    /// Documents whose content changed (committed durably).
+    pub changed: Vec<DocId>,
+    /// Why the request was refused, if it was; nothing of it was applied.
+    pub refused: Option<Vec<Problem>>,
+}
 
 /// Limits a responder enforces on each request.
 #[derive(Clone, Debug)]
@@ -42,74 +146,66 @@ impl Default for ResponderLimits {
 /// copies, validated, and committed durably, all or nothing, before the
 /// response is returned. A refusal is itself a response (a `Refused` message
 /// naming each problem); `Err` means local storage failed.
-pub fn respond<S: Storage>(
-    replica: &mut Replica<S>,
+pub fn respond<H: SyncHost>(
+    host: &mut H,
     peer: &PeerId,
     policy: &dyn AccessPolicy,
     limits: &ResponderLimits,
     request: &[u8],
 ) -> Result<Vec<u8>> {
-    Ok(
-        match respond_inner(replica, peer, policy, limits, request)? {
-            Ok(m) | Err(m) => m.encode(),
-        },
-    )
+    Ok(answer(host, peer, policy, limits, request)?.bytes)
 }
 
-fn refused(problems: Vec<Problem>) -> std::result::Result<Message, Message> {
-    Err(Message::Refused(problems))
-}
-
-fn respond_inner<S: Storage>(
-    replica: &mut Replica<S>,
+/// [`respond`], also telling which documents changed and why a request was
+/// refused (for a server's notifications and status codes).
+pub fn answer<H: SyncHost>(
+    host: &mut H,
     peer: &PeerId,
     policy: &dyn AccessPolicy,
     limits: &ResponderLimits,
     request: &[u8],
-) -> Result<std::result::Result<Message, Message>> {
-    let docs = match Message::decode_limited(request, limits.max_decoded) {
-        Ok(Message::Request(docs)) => docs,
-        Ok(_) => {
-            return Ok(refused(vec![Problem::new(
-                None,
-                "malformed",
-                "expected a sync request",
-            )]))
-        }
-        Err(e) => {
-            let code = if matches!(e, crate::DecodeError::TooLarge { .. }) {
-                "too_large"
-            } else {
-                "malformed"
-            };
-            return Ok(refused(vec![Problem::new(None, code, e.to_string())]));
-        }
-    };
-    if docs.len() > limits.max_docs {
-        return Ok(refused(vec![Problem::new(
-            None,
-            "too_large",
-            format!(
-                "{} documents in one request; at most {}",
-                docs.len(),
-                limits.max_docs
-            ),
-        )]));
+) -> Result<Answer> {
+    match decode_request(limits, request) {
+        Ok(docs) => answer_decoded(host, peer, policy, docs),
+        Err(problems) => Ok(refusal(problems)),
     }
-    let mut seen = BTreeSet::new();
-    for (id, _) in &docs {
-        if !seen.insert(id) {
-            return Ok(refused(vec![Problem::new(
-                Some(id),
-                "malformed",
-                "document listed twice",
-            )]));
-        }
-    }
+}
 
+fn refusal(problems: Vec<Problem>) -> Answer {
+    Answer {
+        bytes: Message::Refused(problems.clone()).encode(),
+        changed: Vec::new(),
+        refused: Some(problems),
+    }
+}
+
+/// Answers an already decoded request (see [`decode_request`]).
+pub fn answer_decoded<H: SyncHost>(
+    host: &mut H,
+    peer: &PeerId,
+    policy: &dyn AccessPolicy,
+    docs: RequestDocs,
+) -> Result<Answer> {
+    match respond_inner(host, peer, policy, docs)? {
+        Ok((m, changed)) => Ok(Answer {
+            bytes: m.encode(),
+            changed,
+            refused: None,
+        }),
+        Err(problems) => Ok(refusal(problems)),
+    }
+}
+
+fn respond_inner<H: SyncHost>(
+    replica: &mut H,
+    peer: &PeerId,
+    policy: &dyn AccessPolicy,
+    docs: RequestDocs,
+) -> Result<std::result::Result<(Message, Vec<DocId>), Vec<Problem>>> {
     // Phase 1: check access and apply everything to copies.
     let mut problems = Vec::new();
     let mut changed: Vec<RecordDoc> = Vec::new();
+    let mut changed_ids: Vec<DocId> = Vec::new();
     let mut am_states: Vec<(DocId, sync::State)> = Vec::new();
     for (id, req) in &docs {
         let incoming_am = match req {
@@ -168,12 +264,15 @@ fn respond_inner<S: Storage>(
             problems.push(p);
             continue;
         }
+        if after.heads() != before.heads() {
+            changed_ids.push(id.clone());
+        }
         if must_keep(&before, &after) {
             changed.push(after);
         }
     }
     if !problems.is_empty() {
-        return Ok(refused(problems));
+        return Ok(Err(problems));
     }
 
     // Phase 2: commit durably, all documents in one write.
@@ -183,6 +282,22 @@ fn respond_inner<S: Storage>(
     let mut replies = Vec::with_capacity(docs.len());
     let mut peer_states = Vec::new();
     for (id, req) in docs {
+        // Nothing new either way, known without loading the document.
+        if let Some(heads) = settled_candidate(&req) {
+            if replica
+                .known_heads(&id)
+                .is_some_and(|mine| to_wire(&mine) == *heads)
+            {
+                replies.push((
+                    id,
+                    DocReply::Changes {
+                        heads: None,
+                        data: ChangeData::None,
+                    },
+                ));
+                continue;
+            }
+        }
         let doc = replica.doc(&id)?;
         let reply = match req {
             DocRequest::Push { heads, .. } | DocRequest::Probe { heads }
@@ -233,7 +348,16 @@ fn respond_inner<S: Storage>(
         replies.push((id, reply));
     }
     replica.set_peer_states(peer, &peer_states)?;
-    Ok(Ok(Message::Response(replies)))
+    Ok(Ok((Message::Response(replies), changed_ids)))
+}
+
+/// The heads a request states when it brings no changes (nothing to apply).
+fn settled_candidate(req: &DocRequest) -> Option<&Vec<[u8; 32]>> {
+    match req {
+        DocRequest::Push { heads, data } if data.is_empty() => Some(heads),
+        DocRequest::Probe { heads } => Some(heads),
+        _ => None,
+    }
 }
 
 pub(crate) fn load_am_state(st: &PeerDocState) -> sync::State {
