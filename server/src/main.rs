@@ -1,361 +1,152 @@
-//! `tpsync`: the command line over local sled stores.
+//! `tpsync`: the county server, its admin command line, and local tools.
 //!
-//! Until the HTTP server lands (its own issue), this runs tpsync's main job
-//! on the embedded default: stores under one data directory, one per device,
-//! synced with the same sans-IO protocol the server will speak, or carried as
-//! bundle files.
-//!
-//!     tpsync demo --data ./tpsync-data
-//!     tpsync list --data ./tpsync-data --store township --school 4301230001 --kind books --limit 5
-//!     tpsync sync --data ./tpsync-data --from phone --to township --school 4301230001
-//!     tpsync bundle export --data ./tpsync-data --store phone --school 4301230001 --out day.tpsync
-//!     tpsync bundle import --data ./tpsync-data --store laptop --file day.tpsync
+//!     tpsync serve --data ./tpsync-data --listen 127.0.0.1:8080
+//!     tpsync admin setup --server http://127.0.0.1:8080 --code CODE --username admin --password ...
+//!     tpsync admin --user admin --password ... import-schools schools.csv
+//!     tpsync restore --from county.backup --data ./restored
+//!     tpsync local demo --data ./tpsync-local
 
-use std::path::{Path, PathBuf};
+mod local;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use sync_core::harness::Rng;
-use sync_core::records::{
-    ArchiveBox, ArchiveItem, Book, ChecklistRow, EquipmentItem, ImprovementPlan, StocktakeLine,
-    StocktakeSession,
-};
-use sync_core::store::SledStorage;
-use sync_core::sync::{export_bundle, import_bundle, sync_local, AllowAll, BundleScope, SyncStats};
-use sync_core::workload::{build_teaching_point, days_work, Clock, TeachingPointSize};
-use sync_core::{DocId, DocKind, PeerId, Record, RecordId, RecordSpec, Replica, SchoolId};
+use clap::{Parser, Subcommand};
+use tpsync_server::ServerConfig;
 
 #[derive(Parser)]
 #[command(
     name = "tpsync",
     version,
-    about = "Offline-first records for rural teaching points (教学点): local stores, sync, bundles"
+    about = "Offline-first records for rural teaching points (教学点): the county server, its administration, local tools"
 )]
 struct Cli {
-    /// The data directory; each store is a sled database in a folder of it.
-    #[arg(
-        long,
-        global = true,
-        env = "TPSYNC_DATA",
-        default_value = "./tpsync-data"
-    )]
-    data: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Record a reference teaching point on a phone store (offline), make a
-    /// day's edits, sync it to the township store, and bring a new phone up
-    /// to date. Run again to add another day.
-    Demo {
-        #[arg(long, default_value = "4301230001")]
-        school: String,
+    /// Run the county server on an embedded sled database.
+    Serve(ServeArgs),
+    /// Administer a running server: accounts, schools, devices, keys,
+    /// backups.
+    Admin(tpsync_client::admin_cli::AdminArgs),
+    /// Restore a backup into a new, empty data directory (server stopped).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
     },
-    /// Sync every document of a school from one store to another.
-    Sync {
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
-        #[arg(long)]
-        school: String,
-    },
-    /// List the records of one kind, as JSON lines.
-    List {
-        #[arg(long)]
-        store: String,
-        #[arg(long)]
-        school: String,
-        #[arg(long, value_enum)]
-        kind: Kind,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// Show every change to one record: who, which device, when, old → new.
-    History {
-        #[arg(long)]
-        store: String,
-        #[arg(long)]
-        school: String,
-        #[arg(long, value_enum)]
-        kind: Kind,
-        #[arg(long)]
-        id: String,
-    },
-    /// Check every document of a school against its schema.
-    Validate {
-        #[arg(long)]
-        store: String,
-        #[arg(long)]
-        school: String,
-    },
-    /// Export or import a bundle file (sync without a network).
-    #[command(subcommand)]
-    Bundle(BundleCmd),
+    /// Local stores without a server: a demo, in-process sync, bundles.
+    Local(local::LocalArgs),
 }
 
-#[derive(Subcommand)]
-enum BundleCmd {
-    /// Write every document of a school to a file.
-    Export {
-        #[arg(long)]
-        store: String,
-        #[arg(long)]
-        school: String,
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Import a bundle file into a store (idempotent).
-    Import {
-        #[arg(long)]
-        store: String,
-        #[arg(long)]
-        file: PathBuf,
-    },
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The data directory (one sled database: documents and accounts).
+    #[arg(long, env = "TPSYNC_DATA", default_value = "./tpsync-data")]
+    data: PathBuf,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "TPSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Estimated memory for loaded documents, in MiB.
+    #[arg(long, env = "TPSYNC_CACHE_MB", default_value_t = 96)]
+    cache_mb: usize,
+    /// Largest request body, in KiB.
+    #[arg(long, env = "TPSYNC_MAX_BODY_KB", default_value_t = 16 * 1024)]
+    max_body_kb: usize,
+    /// Longest a request may take, in seconds.
+    #[arg(long, env = "TPSYNC_REQUEST_TIMEOUT_S", default_value_t = 60)]
+    request_timeout_s: u64,
+    /// Access token lifetime, in seconds.
+    #[arg(long, env = "TPSYNC_ACCESS_TTL_S", default_value_t = 900)]
+    access_ttl_s: u64,
+    /// Log format.
+    #[arg(long, env = "TPSYNC_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Kind {
-    Equipment,
-    Stocktakes,
-    StocktakeLines,
-    Books,
-    ArchiveItems,
-    Boxes,
-    Checklist,
-    Plans,
-}
-
-impl Kind {
-    fn spec(self) -> RecordSpec {
-        match self {
-            Kind::Equipment => EquipmentItem::SPEC,
-            Kind::Stocktakes => StocktakeSession::SPEC,
-            Kind::StocktakeLines => StocktakeLine::SPEC,
-            Kind::Books => Book::SPEC,
-            Kind::ArchiveItems => ArchiveItem::SPEC,
-            Kind::Boxes => ArchiveBox::SPEC,
-            Kind::Checklist => ChecklistRow::SPEC,
-            Kind::Plans => ImprovementPlan::SPEC,
-        }
-    }
-}
-
-type Error = Box<dyn std::error::Error>;
-
-fn open(data: &Path, store: &str) -> Result<Replica<SledStorage>, Error> {
-    if store.is_empty()
-        || !store
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(format!("store name {store:?}: use letters, digits, '-' or '_'").into());
-    }
-    Ok(Replica::open(SledStorage::open(data.join(store))?))
-}
-
-fn sync_stores(
-    from: &mut Replica<SledStorage>,
-    from_name: &str,
-    to: &mut Replica<SledStorage>,
-    to_name: &str,
-    scope: &[DocId],
-) -> Result<SyncStats, Error> {
-    let (from_peer, to_peer): (PeerId, PeerId) = (from_name.parse()?, to_name.parse()?);
-    Ok(sync_local(
-        from, &from_peer, to, &to_peer, &AllowAll, scope,
-    )?)
-}
-
-fn report(what: &str, s: &SyncStats, started: Instant) {
-    println!(
-        "{what}: {} round trip(s), {} bytes sent, {} bytes received, {} changes sent, {} received, {:.0} ms",
-        s.round_trips,
-        s.bytes_sent,
-        s.bytes_received,
-        s.changes_sent,
-        s.changes_received,
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn demo(data: &Path, school: &str) -> Result<(), Error> {
-    let school = SchoolId::new(school)?;
-    let scope = DocId::all_for_school(&school);
-    let mut phone = open(data, "phone")?;
-    let mut rng = Rng::new(now_ms() as u64);
-    let mut clock = Clock::new("teacher-1", "phone", now_ms());
-    let books = DocId::school(&school, DocKind::Books)?;
-    let tp = if phone.doc(&books)?.record_ids(&Book::SPEC)?.is_empty() {
-        println!("Recording the reference teaching point on the phone, offline (300 equipment items, 2,000 books, 120 archive items, 60 checklist rows)…");
-        let t = Instant::now();
-        let tp = build_teaching_point(
-            &mut phone,
-            &school,
-            TeachingPointSize::REFERENCE,
-            &mut clock,
-            &mut rng,
-        )?;
-        println!(
-            "  {} durable edits in {:.1} s",
-            tp.edits,
-            t.elapsed().as_secs_f64()
-        );
-        tp
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
     } else {
-        println!("The phone already holds the teaching point; adding another day.");
-        reload_teaching_point(&mut phone, &school)?
-    };
-    let edits = days_work(&mut phone, &tp, 50, &mut clock, &mut rng)?;
-    println!("A day's work on the phone, offline: {} edits", edits.len());
-
-    let mut township = open(data, "township")?;
-    let t = Instant::now();
-    let s = sync_stores(&mut phone, "phone", &mut township, "township", &scope)?;
-    report("phone → township sync", &s, t);
-
-    let mut second = open(data, "phone-2")?;
-    let t = Instant::now();
-    let s = sync_stores(&mut second, "phone-2", &mut township, "township", &scope)?;
-    report("second phone ← township sync", &s, t);
-
-    let n = township.doc(&books)?.record_ids(&Book::SPEC)?.len();
-    let eq = township
-        .doc(&DocId::school(&school, DocKind::Equipment)?)?
-        .list::<EquipmentItem>()?;
-    let scrapped = eq
-        .iter()
-        .filter(|(_, e)| e.status == sync_core::records::EquipmentStatus::Scrapped)
-        .count();
-    let value: i64 = eq
-        .iter()
-        .filter(|(_, e)| e.status == sync_core::records::EquipmentStatus::InUse)
-        .map(|(_, e)| e.value_fen())
-        .sum();
-    println!("The township now holds {n} books and {} equipment items ({scrapped} scrapped, kept with their reason); equipment in use is worth {:.2} 元.", eq.len(), value as f64 / 100.0);
-    for doc in &scope {
-        township.doc(doc)?.validate()?;
+        builder.init();
     }
-    println!("Every document validates. Stores are in {}", data.display());
-    println!(
-        "Try: tpsync list --data {} --store township --school {school} --kind equipment --limit 3",
-        data.display()
-    );
-    Ok(())
 }
 
-/// Rebuilds the id lists a day's work picks from, from the stored records.
-fn reload_teaching_point(
-    r: &mut Replica<SledStorage>,
-    school: &SchoolId,
-) -> Result<sync_core::workload::TeachingPoint, Error> {
-    let ids =
-        |r: &mut Replica<SledStorage>, kind, spec: &RecordSpec| -> Result<Vec<RecordId>, Error> {
-            Ok(r.doc(&DocId::school(school, kind)?)?.record_ids(spec)?)
-        };
-    let stocktake = ids(r, DocKind::Equipment, &StocktakeSession::SPEC)?
-        .first()
-        .copied();
-    Ok(sync_core::workload::TeachingPoint {
-        school: Some(school.clone()),
-        equipment: ids(r, DocKind::Equipment, &EquipmentItem::SPEC)?,
-        books: ids(r, DocKind::Books, &Book::SPEC)?,
-        archive_items: ids(r, DocKind::Archive, &ArchiveItem::SPEC)?,
-        boxes: ids(r, DocKind::Archive, &ArchiveBox::SPEC)?,
-        checklist_rows: ids(r, DocKind::Checklist, &ChecklistRow::SPEC)?,
-        stocktake,
-        edits: 0,
+fn serve(args: ServeArgs) -> Result<(), String> {
+    init_logs(&args.log_format);
+    let mut config = ServerConfig::new(&args.data);
+    config.cache_bytes = args.cache_mb << 20;
+    config.max_body_bytes = args.max_body_kb << 10;
+    config.request_timeout = Duration::from_secs(args.request_timeout_s);
+    config.auth.access_ttl_s = args.access_ttl_s;
+    let state = tpsync_server::open(config)?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("tpsync listening on http://{addr}");
+        if let Some(code) = state.accounts.setup_code().map_err(|e| e.to_string())? {
+            println!(
+                "no administrator yet; create one with: tpsync admin setup --server http://{addr} --code {code} --username admin --password <at least 8 characters>"
+            );
+        }
+        tracing::info!(%addr, data = %args.data.display(), "serving");
+        tpsync_server::run(listener, state, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
-    let data = &cli.data;
-    match cli.cmd {
-        Cmd::Demo { school } => demo(data, &school)?,
-        Cmd::Sync { from, to, school } => {
-            let scope = DocId::all_for_school(&SchoolId::new(school)?);
-            let (mut a, mut b) = (open(data, &from)?, open(data, &to)?);
-            let t = Instant::now();
-            let s = sync_stores(&mut a, &from, &mut b, &to, &scope)?;
-            report(&format!("{from} → {to} sync"), &s, t);
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
         }
-        Cmd::List {
-            store,
-            school,
-            kind,
-            limit,
-        } => {
-            let spec = kind.spec();
-            let doc = DocId::school(&SchoolId::new(school)?, spec.doc_kind)?;
-            let mut r = open(data, &store)?;
-            let d = r.doc(&doc)?;
-            let ids = d.record_ids(&spec)?;
-            for id in ids.iter().take(limit) {
-                let json = d.record_json(&spec, *id)?.unwrap_or_default();
-                println!("{}", serde_json::json!({ "id": id, "record": json }));
-            }
-            eprintln!(
-                "{} of {} {} record(s)",
-                ids.len().min(limit),
-                ids.len(),
-                spec.name
-            );
-        }
-        Cmd::History {
-            store,
-            school,
-            kind,
-            id,
-        } => {
-            let spec = kind.spec();
-            let doc = DocId::school(&SchoolId::new(school)?, spec.doc_kind)?;
-            let mut r = open(data, &store)?;
-            for c in r.doc(&doc)?.history(&spec, id.parse()?)? {
-                println!("{}", serde_json::to_string(&c)?);
-            }
-        }
-        Cmd::Validate { store, school } => {
-            let mut r = open(data, &store)?;
-            for doc in DocId::all_for_school(&SchoolId::new(school)?) {
-                r.doc(&doc)?.validate()?;
-                println!("{doc}: ok");
-            }
-        }
-        Cmd::Bundle(BundleCmd::Export { store, school, out }) => {
-            let scope = DocId::all_for_school(&SchoolId::new(school)?);
-            let mut r = open(data, &store)?;
-            let bytes = export_bundle(&mut r, &scope, &BundleScope::Everything)?;
-            std::fs::write(&out, &bytes)
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            println!("wrote {} bytes to {}", bytes.len(), out.display());
-        }
-        Cmd::Bundle(BundleCmd::Import { store, file }) => {
-            let bytes =
-                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let mut r = open(data, &store)?;
-            let rep = import_bundle(&mut r, &AllowAll, &bytes)?;
-            println!(
-                "{} document(s) changed, {} already up to date",
-                rep.docs_changed.len(),
-                rep.docs_unchanged.len()
-            );
-        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
-    Ok(())
+    tracing::info!("shutting down: finishing requests in flight");
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Serve(a) => serve(a),
+        Cmd::Local(a) => return local::run(a),
+        Cmd::Restore { from, data } => tpsync_server::backup::restore(&from, &data).map(|n| {
+            println!(
+                "restored {n} entries into {}; start the server with --data {}",
+                data.display(),
+                data.display()
+            )
+        }),
+        Cmd::Admin(args) => {
+            tpsync_client::admin_cli::run(args, &mut std::io::stdout()).map_err(|e| e.to_string())
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tpsync: {e}");

@@ -35,6 +35,17 @@ impl SledStorage {
         Ok(Self { db })
     }
 
+    /// Stores documents in the default tree of an open database the host
+    /// shares with its own trees (the server keeps its accounts beside the
+    /// documents, so one backup holds both).
+    pub fn from_db(db: sled::Db) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush().map(|_| ()).map_err(backend)
     }

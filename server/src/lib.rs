@@ -1,0 +1,186 @@
+//! tpsync's county server: the HTTP and WebSocket face of the sync core, with
+//! accounts and access rules, on one embedded sled database.
+//!
+//! Shape (after axum's examples): [`open`] builds the [`AppState`] from a
+//! [`ServerConfig`]; [`app`] is the `Router`; [`run`] serves it on a
+//! listener the caller bound, until a shutdown future resolves, so tests bind
+//! `127.0.0.1:0`. Blocking work (Automerge, sled flushes, argon2) runs on
+//! tokio's blocking pool, never on the async workers.
+//!
+//! The only crate that knows HTTP and JSON problem documents is this one;
+//! sync-core stays sans-IO and the accounts crate knows nothing of HTTP.
+
+pub mod auth;
+pub mod backup;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use parking_lot::RwLock;
+use sync_core::store::SledStorage;
+use sync_core::sync::ResponderLimits;
+use sync_core::{DeviceId, DocId, Hub, HubConfig};
+use tokio::sync::broadcast;
+use tpsync_accounts::{Accounts, AuthConfig};
+
+pub use problem::ApiError;
+
+/// Everything the server is configured with (flags and environment).
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The data directory: one sled database holding documents and accounts.
+    pub data: PathBuf,
+    /// Estimated memory the loaded documents may take.
+    pub cache_bytes: usize,
+    /// sled's own page cache.
+    pub sled_cache_bytes: u64,
+    /// Largest request body (compressed, as sent).
+    pub max_body_bytes: usize,
+    /// Largest request once decompressed, and most documents per request.
+    pub limits: ResponderLimits,
+    /// How long one request may take before the client gets a `timeout`.
+    pub request_timeout: Duration,
+    pub auth: AuthConfig,
+    /// How often the background task compacts documents.
+    pub compact_every: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(data: impl Into<PathBuf>) -> Self {
+        Self {
+            data: data.into(),
+            cache_bytes: 96 << 20,
+            sled_cache_bytes: 32 << 20,
+            max_body_bytes: 16 << 20,
+            limits: ResponderLimits {
+                max_decoded: 64 << 20,
+                max_docs: 5_000,
+            },
+            request_timeout: Duration::from_secs(60),
+            auth: AuthConfig::default(),
+            compact_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A change notice for WebSocket subscribers: which documents changed, and
+/// which device's sync changed them (it needs no notice).
+#[derive(Clone, Debug)]
+pub struct Changed {
+    pub docs: Vec<DocId>,
+    pub by: DeviceId,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub db: sled::Db,
+    pub hub: Arc<Hub<SledStorage>>,
+    pub accounts: Accounts,
+    pub metrics: Arc<metrics::Metrics>,
+    pub changes: broadcast::Sender<Arc<Changed>>,
+    /// Writes hold it shared; a backup holds it exclusively, so what it
+    /// copies is one consistent moment.
+    pub write_gate: Arc<RwLock<()>>,
+    pub started: Instant,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Opens the data directory and builds the state.
+pub fn open(config: ServerConfig) -> Result<AppState, String> {
+    std::fs::create_dir_all(&config.data).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            config.data.display()
+        )
+    })?;
+    let db = sled::Config::new()
+        .path(config.data.join("db"))
+        .cache_capacity(config.sled_cache_bytes)
+        .open()
+        .map_err(|e| {
+            format!(
+                "cannot open the database in {}: {e} (is another tpsync server running on it?)",
+                config.data.display()
+            )
+        })?;
+    let accounts = Accounts::open(&db, config.auth.clone()).map_err(|e| e.to_string())?;
+    let hub = Hub::new(
+        SledStorage::from_db(db.clone()),
+        HubConfig {
+            cache_bytes: config.cache_bytes,
+            ..HubConfig::default()
+        },
+    );
+    let (changes, _) = broadcast::channel(1024);
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        hub: Arc::new(hub),
+        accounts,
+        metrics: Arc::new(metrics::Metrics::new()),
+        changes,
+        write_gate: Arc::new(RwLock::new(())),
+        started: Instant::now(),
+    })
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; then stops
+/// accepting, lets requests in flight finish, and flushes the database.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let compactor = tokio::spawn(compact_in_background(state.clone()));
+    let db = state.db.clone();
+    let router = app(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    compactor.abort();
+    db.flush_async().await.map_err(std::io::Error::other)?;
+    tracing::info!("stopped; everything flushed");
+    Ok(())
+}
+
+async fn compact_in_background(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.compact_every);
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let _gate = s.write_gate.read();
+            s.hub.compact_due()
+        })
+        .await;
+        match r {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(documents = n, "compacted"),
+            Ok(Err(e)) => tracing::error!(error = %e, "compaction failed"),
+            _ => {}
+        }
+    }
+}

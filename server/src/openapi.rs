@@ -1,0 +1,135 @@
+//! The OpenAPI 3.1 description of the HTTP API, served at `/openapi.json`.
+//!
+//! Written out here rather than derived (utoipa): the request and answer
+//! types live in the accounts crate, which should not depend on an OpenAPI
+//! generator, and the sync bodies are binary frames that a generator cannot
+//! describe. A test walks every path below against the real router, so the
+//! description cannot name a route that does not exist.
+
+use serde_json::{json, Value};
+
+fn problem_responses(codes: &[u16]) -> Value {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        m.insert(
+            c.to_string(),
+            json!({"description": "An RFC 9457 problem with a stable `code`",
+                   "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}),
+        );
+    }
+    Value::Object(m)
+}
+
+fn op(
+    summary: &str,
+    tag: &str,
+    secured: bool,
+    ok: (u16, Value),
+    errors: &[u16],
+    body: Option<Value>,
+) -> Value {
+    let mut responses = problem_responses(errors);
+    responses
+        .as_object_mut()
+        .unwrap()
+        .insert(ok.0.to_string(), ok.1);
+    let mut o = json!({"summary": summary, "tags": [tag], "responses": responses});
+    if secured {
+        o["security"] = json!([{"bearer": []}]);
+    }
+    if let Some(b) = body {
+        o["requestBody"] = b;
+    }
+    o
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+fn json_ok(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn list(name: &str) -> Value {
+    json!({"type": "array", "items": r(name)})
+}
+
+/// The whole description.
+pub fn document() -> Value {
+    let frame = json!({"required": true, "content": {"application/x-tpsync": {"schema": {"type": "string", "format": "binary"}}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tpsync server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Offline-first sync for rural teaching points (教学点). Phones sync their school's documents with POST /v1/sync (binary frames of the tpsync protocol); clients that stay online use the WebSocket. Every error is an RFC 9457 problem document with a stable `code`."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {
+                "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"], "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "code": {"type": "string", "enum": ["unauthorized", "token_expired", "token_invalid", "device_revoked", "invalid_credentials", "rate_limited", "forbidden", "malformed", "bad_request", "too_large", "invalid", "not_found", "conflict", "setup_done", "timeout", "unsupported_media_type", "method_not_allowed", "internal"]},
+                    "problems": {"type": "array", "items": {"type": "object", "properties": {"doc": {"type": ["string", "null"]}, "code": {"type": "string"}, "message": {"type": "string"}}}},
+                    "retry_after_s": {"type": "integer"}
+                }},
+                "User": {"type": "object", "properties": {"id": {"type": "string"}, "username": {"type": "string"}, "role": {"type": "string", "enum": ["teacher", "township", "county", "admin"]}, "unit": {"type": ["string", "null"]}, "created_ms": {"type": "integer"}, "disabled": {"type": "boolean"}}},
+                "NewUser": {"type": "object", "required": ["username", "password", "role"], "properties": {"username": {"type": "string"}, "password": {"type": "string", "minLength": 8}, "role": {"type": "string", "enum": ["teacher", "township", "county", "admin"]}, "unit": {"type": ["string", "null"], "description": "school code (teacher), township code (township), county code (county); null for admin"}}},
+                "Tokens": {"type": "object", "properties": {"access_token": {"type": "string"}, "token_type": {"const": "Bearer"}, "expires_in": {"type": "integer"}, "refresh_token": {"type": "string"}, "device_id": {"type": "string"}, "user": r("User")}},
+                "Login": {"type": "object", "required": ["username", "password", "device_id"], "properties": {"username": {"type": "string"}, "password": {"type": "string"}, "device_id": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,32}$"}, "device_name": {"type": "string"}}},
+                "Setup": {"type": "object", "required": ["code", "username", "password"], "properties": {"code": {"type": "string"}, "username": {"type": "string"}, "password": {"type": "string"}}},
+                "Refresh": {"type": "object", "required": ["refresh_token"], "properties": {"refresh_token": {"type": "string"}}},
+                "Me": {"type": "object", "properties": {"user": r("User"), "device_id": {"type": "string"}, "scope": {"type": "object", "properties": {"read": {"type": "array", "items": {"type": "string"}}, "write": {"type": "array", "items": {"type": "string"}}}}}},
+                "County": {"type": "object", "required": ["code", "name"], "properties": {"code": {"type": "string"}, "name": {"type": "string"}}},
+                "School": {"type": "object", "properties": {"code": {"type": "string"}, "name": {"type": "string"}, "school_type": {"type": "string"}, "township": {"type": "string"}, "enrollment": {"type": "array", "items": {"type": "integer"}, "minItems": 9, "maxItems": 9}}},
+                "SchoolImport": {"type": "object", "properties": {"townships_created": {"type": "integer"}, "townships_updated": {"type": "integer"}, "schools_created": {"type": "integer"}, "schools_updated": {"type": "integer"}, "errors": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "column": {"type": ["string", "null"]}, "message": {"type": "string"}}}}}},
+                "Device": {"type": "object", "properties": {"id": {"type": "string"}, "user": {"type": "string"}, "name": {"type": ["string", "null"]}, "first_seen_ms": {"type": "integer"}, "last_seen_ms": {"type": "integer"}, "revoked_ms": {"type": ["integer", "null"]}}},
+                "KeyInfo": {"type": "object", "properties": {"kid": {"type": "string"}, "created_ms": {"type": "integer"}}}
+            }
+        },
+        "paths": {
+            "/healthz": {"get": op("Liveness and a few figures", "ops", false, (200, json_ok("ok", json!({"type": "object"}))), &[], None)},
+            "/metrics": {"get": op("Prometheus metrics", "ops", false, (200, json!({"description": "OpenMetrics text", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}})), &[], None)},
+            "/openapi.json": {"get": op("This description", "ops", false, (200, json_ok("OpenAPI 3.1", json!({"type": "object"}))), &[], None)},
+            "/v1/setup": {"post": op("Create the first administrator with the code the server printed at start", "auth", false, (201, json_ok("the administrator", r("User"))), &[400, 403, 409], Some(json_body("Setup")))},
+            "/v1/auth/login": {"post": op("Sign in on a device: a short-lived access token and a refresh token for this device", "auth", false, (200, json_ok("tokens", r("Tokens"))), &[400, 401, 409, 429], Some(json_body("Login")))},
+            "/v1/auth/refresh": {"post": op("A new access token (and a new refresh token; the old one stops working)", "auth", false, (200, json_ok("tokens", r("Tokens"))), &[400, 401], Some(json_body("Refresh")))},
+            "/v1/auth/logout": {"post": op("Sign this device out (its refresh token is revoked)", "auth", true, (204, json!({"description": "signed out"})), &[401], None)},
+            "/v1/me": {"get": op("Who I am and which documents I may read and write", "auth", true, (200, json_ok("me", r("Me"))), &[401], None)},
+            "/v1/sync": {"post": op("One round of the tpsync sync protocol. Every document is checked against the caller's access; incoming changes are validated and committed durably, all or nothing, before the answer", "sync", true,
+                (200, json!({"description": "the response frame", "content": {"application/x-tpsync": {"schema": {"type": "string", "format": "binary"}}}})),
+                &[400, 401, 403, 413, 415, 422, 503], Some(frame))},
+            "/v1/sync/ws": {"get": op("WebSocket: binary sync request frames in, response frames out; text {\"type\":\"changed\",\"docs\":[…]} notices when documents the caller reads change; text {\"type\":\"problem\",…} for a refused request. The token may also come as ?access_token=", "sync", true,
+                (101, json!({"description": "switching to WebSocket"})), &[401], None)},
+            "/v1/admin/county": {"post": op("Create or rename the county (one per server)", "admin", true, (200, json_ok("the county", r("County"))), &[400, 401, 403, 409], Some(json_body("County")))},
+            "/v1/admin/schools/import": {"post": {
+                "summary": "Import townships and schools from CSV (UTF-8 or GB18030; English or Chinese headers). Any bad row: 422 listing every row error, nothing imported",
+                "tags": ["admin"], "security": [{"bearer": []}],
+                "parameters": [{"name": "dry_run", "in": "query", "schema": {"type": "boolean"}}],
+                "requestBody": {"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}},
+                "responses": {"200": json_ok("what was (or would be) imported", r("SchoolImport")), "401": problem_responses(&[401])["401"], "403": problem_responses(&[403])["403"], "422": problem_responses(&[422])["422"]}
+            }},
+            "/v1/admin/schools": {"get": op("The registered schools", "admin", true, (200, json_ok("schools", list("School"))), &[401, 403], None)},
+            "/v1/admin/users": {
+                "get": op("Every user", "admin", true, (200, json_ok("users", list("User"))), &[401, 403], None),
+                "post": op("Create a user bound to their unit", "admin", true, (201, json_ok("the user", r("User"))), &[400, 401, 403, 409], Some(json_body("NewUser")))
+            },
+            "/v1/admin/devices": {"get": op("Every device that signed in", "admin", true, (200, json_ok("devices", list("Device"))), &[401, 403], None)},
+            "/v1/admin/devices/{id}/revoke": {"post": {
+                "summary": "Revoke a device (a lost phone): its tokens stop working at once",
+                "tags": ["admin"], "security": [{"bearer": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": json_ok("the device", r("Device")), "401": problem_responses(&[401])["401"], "403": problem_responses(&[403])["403"], "404": problem_responses(&[404])["404"]}
+            }},
+            "/v1/admin/keys/rotate": {"post": op("Rotate the token signing key; tokens signed with the old key keep working until they expire", "admin", true, (200, json_ok("the new key", r("KeyInfo"))), &[401, 403], None)},
+            "/v1/admin/backup": {"get": op("A consistent backup of the whole data directory (restore offline with `tpsync admin restore`)", "admin", true,
+                (200, json!({"description": "the backup file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})), &[401, 403], None)}
+        }
+    })
+}

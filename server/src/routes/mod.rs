@@ -1,0 +1,45 @@
+//! One sub-router per feature, nested under one `Router`.
+
+mod admin;
+mod auth;
+mod ops;
+mod sync;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+
+/// Largest JSON body outside sync and imports.
+const MAX_JSON_BYTES: usize = 64 << 10;
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .merge(ops::router())
+        .nest(
+            "/v1",
+            Router::new()
+                .merge(auth::router().layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
+                .merge(sync::router().layer(DefaultBodyLimit::max(max_body)))
+                .nest(
+                    "/admin",
+                    admin::router().layer(DefaultBodyLimit::max(max_body)),
+                ),
+        )
+        .layer(axum::middleware::from_fn(
+            crate::problem::problems_everywhere,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Runs blocking work (argon2, sled, Automerge) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::ApiError> + Send + 'static,
+) -> Result<T, crate::ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(crate::ApiError::internal)?
+}
