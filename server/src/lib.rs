@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// How often the background task compacts documents.
     pub compact_every: Duration,
+    /// Sync requests answered at the same time; more wait their turn. Each
+    /// one holds copies of the documents it changes, so this bounds memory
+    /// as well as CPU contention.
+    pub max_concurrent_syncs: usize,
 }
 
 impl ServerConfig {
@@ -66,6 +70,9 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(60),
             auth: AuthConfig::default(),
             compact_every: Duration::from_secs(5),
+            max_concurrent_syncs: std::thread::available_parallelism()
+                .map(|n| n.get() * 2)
+                .unwrap_or(4),
         }
     }
 }
@@ -90,6 +97,8 @@ pub struct AppState {
     /// Writes hold it shared; a backup holds it exclusively, so what it
     /// copies is one consistent moment.
     pub write_gate: Arc<RwLock<()>>,
+    /// Admits `max_concurrent_syncs` syncs at a time.
+    pub sync_slots: Arc<tokio::sync::Semaphore>,
     pub started: Instant,
 }
 
@@ -112,6 +121,7 @@ pub fn open(config: ServerConfig) -> Result<AppState, String> {
     let db = sled::Config::new()
         .path(config.data.join("db"))
         .cache_capacity(config.sled_cache_bytes)
+        .mode(sled::Mode::LowSpace)
         .open()
         .map_err(|e| {
             format!(
@@ -128,6 +138,9 @@ pub fn open(config: ServerConfig) -> Result<AppState, String> {
         },
     );
     let (changes, _) = broadcast::channel(1024);
+    let sync_slots = Arc::new(tokio::sync::Semaphore::new(
+        config.max_concurrent_syncs.max(1),
+    ));
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -136,6 +149,7 @@ pub fn open(config: ServerConfig) -> Result<AppState, String> {
         metrics: Arc::new(metrics::Metrics::new()),
         changes,
         write_gate: Arc::new(RwLock::new(())),
+        sync_slots,
         started: Instant::now(),
     })
 }

@@ -1,4 +1,4 @@
-//! The `tpsync` command line end to end, on real sled stores in a temporary
+//! `tpsync local` end to end, on real sled stores in a temporary
 //! data directory: the demo (record offline, sync, bring a new phone up to
 //! date), listing, a record's history, bundles between stores that never
 //! synced, and clear errors for bad input.
@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 fn tpsync(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tpsync"))
+        .arg("local")
         .arg("--data")
         .arg(data)
         .args(args)

@@ -63,7 +63,7 @@ impl Default for HubConfig {
         Self {
             cache_bytes: 96 << 20,
             compact_after: crate::DEFAULT_COMPACT_AFTER,
-            memory_per_stored_byte: 40,
+            memory_per_stored_byte: 20,
         }
     }
 }

@@ -36,7 +36,7 @@ impl TeachingPointSize {
 }
 
 /// What was built, so a day's work can pick records to edit.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TeachingPoint {
     pub school: Option<SchoolId>,
     pub equipment: Vec<RecordId>,

@@ -75,10 +75,16 @@ async fn sync_once(
     let peer = PeerId::new(caller.device.as_str()).map_err(ApiError::internal)?;
     let st2 = st.clone();
     let n_in = bytes.len();
-    let work = tokio::task::spawn_blocking(move || {
-        let _gate = st2.write_gate.read();
-        st2.hub.answer(&peer, &policy, &st2.config.limits, &bytes)
-    });
+    let slots = st.sync_slots.clone();
+    let work = async move {
+        let _slot = slots.acquire_owned().await.map_err(ApiError::internal)?;
+        let joined = tokio::task::spawn_blocking(move || {
+            let _gate = st2.write_gate.read();
+            st2.hub.answer(&peer, &policy, &st2.config.limits, &bytes)
+        })
+        .await;
+        joined.map_err(ApiError::internal)
+    };
     let result = match tokio::time::timeout(st.config.request_timeout, work).await {
         Err(_) => {
             st.metrics
@@ -94,7 +100,7 @@ async fn sync_once(
                 "the server is busy and the sync took too long; sync again (nothing is lost: the next sync picks up where this one stopped)",
             ));
         }
-        Ok(joined) => joined.map_err(ApiError::internal)?,
+        Ok(joined) => joined?,
     };
     let answer = match result {
         Ok(a) => a,
