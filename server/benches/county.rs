@@ -112,7 +112,13 @@ struct Server {
 }
 
 fn start_server(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tpsync"))
+    // TPSYNC_BENCH_WRAP runs the server under a profiler, e.g.
+    // "perf record -F 499 -g -o /tmp/perf.data --" (its figures are then perf's).
+    let wrap = std::env::var("TPSYNC_BENCH_WRAP").unwrap_or_default();
+    let mut words: Vec<String> = wrap.split_whitespace().map(str::to_owned).collect();
+    words.push(env!("CARGO_BIN_EXE_tpsync").to_owned());
+    let mut child = Command::new(&words[0])
+        .args(&words[1..])
         .args(["serve", "--listen", "127.0.0.1:0", "--access-ttl-s", "7200"])
         .arg("--data")
         .arg(data)

@@ -58,6 +58,9 @@ fn main() {
         c.apply_changes(raw.clone()).unwrap();
     });
     t("validate", &mut || after.validate().unwrap());
+    t("validate_since (the receive path)", &mut || {
+        after.validate_since(&before.heads()).unwrap()
+    });
     t("check_nothing_erased", &mut || {
         after.check_nothing_erased(&before).unwrap()
     });

@@ -580,6 +580,82 @@ impl RecordDoc {
         }
     }
 
+    /// Validates what changed since `before` (heads of a version that was
+    /// valid): the records the changes touched, or the whole document if
+    /// they touched its root. Same verdict as [`Self::validate`] on a
+    /// document that was valid at `before`, at a cost proportional to the
+    /// change instead of the document (a day's sync touches a few dozen of
+    /// 2,000 books).
+    pub fn validate_since(&self, before: &[ChangeHash]) -> std::result::Result<(), SchemaError> {
+        let heads = self.doc.get_heads();
+        if heads == before {
+            return Ok(());
+        }
+        let patches = self.doc.diff(before, &heads);
+        // (collection, record key or None for a singleton collection)
+        let mut touched: std::collections::BTreeSet<(String, Option<String>)> = Default::default();
+        for p in &patches {
+            let coll = match p.path.first() {
+                Some((_, automerge::Prop::Map(c))) => c.clone(),
+                // The root itself (or an object not under a collection).
+                _ => return self.validate(),
+            };
+            let Some(spec) = specs_for(self.kind()).find(|s| s.collection == coll) else {
+                return self.validate();
+            };
+            if spec.singleton {
+                touched.insert((coll, None));
+                continue;
+            }
+            let record = match (p.path.get(1), &p.action) {
+                (Some((_, automerge::Prop::Map(r))), _) => r.clone(),
+                (None, automerge::PatchAction::PutMap { key, .. })
+                | (None, automerge::PatchAction::DeleteMap { key }) => key.clone(),
+                _ => return self.validate(),
+            };
+            touched.insert((coll, Some(record)));
+        }
+        let mut v = Vec::new();
+        for (coll, record) in touched {
+            let spec = specs_for(self.kind())
+                .find(|s| s.collection == coll)
+                .expect("checked above");
+            let Ok(Some((_, coll_obj))) = self.doc.get(ROOT, spec.collection) else {
+                return self.validate();
+            };
+            match record {
+                None => self.validate_fields(spec, &coll_obj, None, &mut v),
+                Some(key) => self.validate_record(spec, &coll_obj, &key, &mut v),
+            }
+        }
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(SchemaError {
+                doc: self.id.clone(),
+                violations: v,
+            })
+        }
+    }
+
+    fn validate_record(&self, spec: &RecordSpec, coll: &ObjId, key: &str, v: &mut Vec<Violation>) {
+        if key.parse::<RecordId>().is_err() {
+            v.push(Violation {
+                at: Location::record(spec.collection, key),
+                problem: "key is not a record id (32 hex digits)".into(),
+            });
+        }
+        let vals = self.doc.get_all(coll, key).unwrap_or_default();
+        if vals.len() != 1 || !matches!(vals[0].0, Value::Object(ObjType::Map)) {
+            v.push(Violation {
+                at: Location::record(spec.collection, key),
+                problem: "must be exactly one map".into(),
+            });
+            return;
+        }
+        self.validate_fields(spec, &vals[0].1, Some(key), v);
+    }
+
     fn validate_into(&self, v: &mut Vec<Violation>) {
         let doc = &self.doc;
         let mut push = |at: Location, problem: String| v.push(Violation { at, problem });
@@ -639,22 +715,7 @@ impl RecordDoc {
                 continue;
             }
             for item in doc.map_range(&coll, ..) {
-                let key = item.key.to_string();
-                if key.parse::<RecordId>().is_err() {
-                    v.push(Violation {
-                        at: Location::record(spec.collection, &key),
-                        problem: "key is not a record id (32 hex digits)".into(),
-                    });
-                }
-                let vals = doc.get_all(&coll, key.as_str()).unwrap_or_default();
-                if vals.len() != 1 || !matches!(vals[0].0, Value::Object(ObjType::Map)) {
-                    v.push(Violation {
-                        at: Location::record(spec.collection, &key),
-                        problem: "must be exactly one map".into(),
-                    });
-                    continue;
-                }
-                self.validate_fields(spec, &vals[0].1, Some(&key), v);
+                self.validate_record(spec, &coll, &item.key, v);
             }
         }
     }
@@ -843,6 +904,81 @@ mod tests {
         let mut m = a.clone();
         m.doc.merge(&mut b.doc.clone()).unwrap();
         m
+    }
+
+    /// `validate_since` (the receive path) gives the same verdict as a
+    /// whole-document `validate` for every kind of damage a change can do.
+    #[test]
+    fn validating_only_what_changed_finds_what_whole_validation_finds() {
+        use automerge::transaction::Transactable;
+        let mut base = doc(DocKind::Books);
+        for n in 0..5 {
+            base.insert(&ctx("a", n), RecordId::random(), &samples::book(n as u32))
+                .unwrap();
+        }
+        let ids = base.record_ids(&<Book as Record>::SPEC).unwrap();
+        let coll = base.doc.get(ROOT, "books").unwrap().unwrap().1;
+        let rec = base.doc.get(&coll, ids[2].to_string()).unwrap().unwrap().1;
+        type Damage = Box<dyn Fn(&mut automerge::transaction::Transaction<'_>, &ObjId, &ObjId)>;
+        let damages: Vec<(&str, Damage)> = vec![
+            (
+                "required field deleted",
+                Box::new(|tx, _, r| tx.delete(r, "title").unwrap()),
+            ),
+            (
+                "wrong type",
+                Box::new(|tx, _, r| tx.put(r, "copies", "many").unwrap()),
+            ),
+            (
+                "unknown field",
+                Box::new(|tx, _, r| tx.put(r, "colour", "red").unwrap()),
+            ),
+            (
+                "nested object",
+                Box::new(|tx, _, r| {
+                    tx.put_object(r, "shelf", ObjType::Map).unwrap();
+                }),
+            ),
+            (
+                "bad record key",
+                Box::new(|tx, c, _| {
+                    tx.put_object(c, "not-a-record-id", ObjType::Map).unwrap();
+                }),
+            ),
+            (
+                "record as a scalar",
+                Box::new(|tx, c, _| {
+                    tx.put(c, RecordId::random().to_string(), 1).unwrap();
+                }),
+            ),
+            (
+                "root replaced",
+                Box::new(|tx, _, _| {
+                    tx.put_object(ROOT, "books", ObjType::Map).unwrap();
+                }),
+            ),
+            (
+                "root scalar",
+                Box::new(|tx, _, _| tx.put(ROOT, "kind", "equipment").unwrap()),
+            ),
+        ];
+        for (what, damage) in damages {
+            let mut after = base.clone();
+            let mut tx = after.doc.transaction();
+            damage(&mut tx, &coll, &rec);
+            tx.commit();
+            assert!(after.validate().is_err(), "{what}: whole validation");
+            assert!(
+                after.validate_since(&base.heads()).is_err(),
+                "{what}: validation of what changed"
+            );
+        }
+        // And a good change passes both.
+        let mut after = base.clone();
+        after
+            .update::<Book>(&ctx("b", 9), ids[1], |b| b.copies = 7)
+            .unwrap();
+        assert!(after.validate_since(&base.heads()).is_ok());
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub(crate) fn check_result(before: &RecordDoc, after: &RecordDoc) -> Result<(), 
     }
     let id = after.id();
     after
-        .validate()
+        .validate_since(&before.heads())
         .and_then(|_| after.check_nothing_erased(before))
         .map_err(|e| {
             Problem::new(
