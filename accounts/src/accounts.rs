@@ -19,7 +19,9 @@ use crate::model::{
 };
 use crate::policy::{CallerPolicy, OrgView};
 use crate::ratelimit::{ip_key, FixedWindow};
-use crate::store::{self, DeviceRecord, Trees, UserRecord, META_COUNTY, META_SETUP_CODE};
+use crate::store::{
+    self, DeviceRecord, PreviousRefresh, Trees, UserRecord, META_COUNTY, META_SETUP_CODE,
+};
 
 type Result<T, E = AccountsError> = std::result::Result<T, E>;
 
@@ -34,6 +36,71 @@ pub const MAX_USERNAME_CHARS: usize = 64;
 const LAST_SEEN_GRANULARITY_MS: u64 = 60_000;
 /// Bytes of randomness in a refresh token (hex: twice as many characters).
 const REFRESH_BYTES: usize = 32;
+/// How many replaced refresh tokens of a device's present sign-in are
+/// remembered (as hashes, besides the one in its grace), so that presenting
+/// one is recognised as reuse.
+const RETIRED_KEEP: usize = 32;
+
+/// Changes to the refresh token indexes (`accounts.refresh`,
+/// `accounts.retired`) that go with writing a device record.
+#[derive(Default)]
+struct TokenIndex {
+    refresh_remove: Vec<String>,
+    refresh_insert: Vec<String>,
+    retired_insert: Vec<String>,
+    retired_remove: Vec<String>,
+}
+
+/// Retires the device's current refresh token (if any): it stops working
+/// and joins the retired list.
+fn retire_current(d: &mut DeviceRecord, ix: &mut TokenIndex) {
+    d.refresh_expires_ms = None;
+    if let Some(h) = d.refresh_hash.take() {
+        ix.refresh_remove.push(h.clone());
+        ix.retired_insert.push(h.clone());
+        d.retired.push(h);
+    }
+}
+
+/// Ends the grace of the device's previous refresh token (if any). Its hash
+/// is in the retired index already.
+fn retire_previous(d: &mut DeviceRecord) {
+    if let Some(p) = d.previous.take() {
+        d.retired.push(p.hash);
+    }
+}
+
+/// Forgets the oldest retired tokens beyond `RETIRED_KEEP`.
+fn trim_retired(d: &mut DeviceRecord, ix: &mut TokenIndex) {
+    let excess = d.retired.len().saturating_sub(RETIRED_KEEP);
+    ix.retired_remove.extend(d.retired.drain(..excess));
+}
+
+/// Forgets every token of the device's sign-in: the current one, the
+/// previous one and the retired ones (a sign-in or sign-out starts afresh).
+fn forget_tokens(d: &mut DeviceRecord, ix: &mut TokenIndex) {
+    d.refresh_expires_ms = None;
+    if let Some(h) = d.refresh_hash.take() {
+        ix.refresh_remove.push(h);
+    }
+    if let Some(p) = d.previous.take() {
+        ix.retired_remove.push(p.hash);
+    }
+    ix.retired_remove.append(&mut d.retired);
+}
+
+/// What a presented refresh token is to its device.
+enum Presented {
+    /// The current token: a normal refresh.
+    Current,
+    /// The token the current one replaced, within its grace while the
+    /// current one is unused: the reply to the last refresh was lost.
+    InGrace,
+    /// A replaced token past its grace, or after its successor was used.
+    Retired,
+    /// Not a token of this device's present sign-in.
+    Unknown,
+}
 
 /// Accounts, organisation, tokens and access rules, over trees of the
 /// server's sled database. Cheap to clone; `Send + Sync`.
@@ -664,27 +731,51 @@ impl Accounts {
         })
     }
 
-    /// Stores a device with a new refresh token (and drops its old one's
-    /// index entry). The caller holds the write lock.
-    fn store_device_with_refresh(&self, d: &mut DeviceRecord, now_ms: u64) -> Result<String> {
+    /// Gives the device a new current refresh token (its hash), valid for
+    /// `refresh_ttl_s`, and returns the token. The caller has retired or
+    /// forgotten the old one, and holds the write lock.
+    fn new_refresh(
+        &self,
+        d: &mut DeviceRecord,
+        now_ms: u64,
+        ix: &mut TokenIndex,
+    ) -> Result<String> {
         let token = keys::random_hex(REFRESH_BYTES)?;
         let hash = sha256_hex(&token);
-        let old = d.refresh_hash.replace(hash.clone());
+        if let Some(old) = d.refresh_hash.replace(hash.clone()) {
+            ix.refresh_remove.push(old);
+        }
+        ix.refresh_insert.push(hash);
         d.refresh_expires_ms =
             Some(now_ms.saturating_add(self.inner.cfg.refresh_ttl_s.saturating_mul(1000)));
         d.last_seen_ms = d.last_seen_ms.max(now_ms);
+        Ok(token)
+    }
+
+    /// Writes a device record and the index changes that go with it, all or
+    /// nothing. The caller holds the write lock.
+    fn write_device(&self, d: &DeviceRecord, ix: &TokenIndex) -> Result<()> {
         let t = &self.inner.t;
-        let value = store::enc(&*d)?;
+        let value = store::enc(d)?;
         let id = d.id.as_str().as_bytes();
-        (&t.devices, &t.refresh).transaction(|(devices, refresh)| {
-            if let Some(old) = &old {
-                refresh.remove(old.as_bytes())?;
+        (&t.devices, &t.refresh, &t.retired).transaction(|(devices, refresh, retired)| {
+            for h in &ix.refresh_remove {
+                refresh.remove(h.as_bytes())?;
             }
-            refresh.insert(hash.as_bytes(), id)?;
+            for h in &ix.refresh_insert {
+                refresh.insert(h.as_bytes(), id)?;
+            }
+            // Inserts first: a hash retired and trimmed at once ends up gone.
+            for h in &ix.retired_insert {
+                retired.insert(h.as_bytes(), id)?;
+            }
+            for h in &ix.retired_remove {
+                retired.remove(h.as_bytes())?;
+            }
             devices.insert(id, value.as_slice())?;
             Ok::<_, ConflictableTransactionError<AccountsError>>(())
         })?;
-        Ok(token)
+        Ok(())
     }
 
     /// Signs a user in on a device. Rate limited per username and per client
@@ -776,9 +867,16 @@ impl Accounts {
                 refresh_hash: None,
                 refresh_expires_ms: None,
                 session: 0,
+                previous: None,
+                retired: Vec::new(),
             },
         };
-        let refresh = self.store_device_with_refresh(&mut device, now_ms)?;
+        // A password sign-in starts afresh: the device's earlier refresh
+        // tokens (current, in grace or retired) are forgotten.
+        let mut ix = TokenIndex::default();
+        forget_tokens(&mut device, &mut ix);
+        let refresh = self.new_refresh(&mut device, now_ms, &mut ix)?;
+        self.write_device(&device, &ix)?;
         drop(_w);
         // The phone keeps this refresh token for weeks: it must survive a
         // crash of the server.
@@ -786,8 +884,17 @@ impl Accounts {
         self.issue(&user, &device, refresh, now_ms)
     }
 
-    /// New tokens for a refresh token, which is replaced: the old one stops
-    /// working.
+    /// New tokens for a refresh token, which is replaced.
+    ///
+    /// The replaced token stays usable for `refresh_grace_s` (never past its
+    /// own expiry) as long as the new one has not been used: the reply may
+    /// have been lost on the way to the phone. Presenting it then gives a
+    /// fresh pair again, and the token from the lost reply stops working.
+    /// Once the new token has been used, or the grace is over, the replaced
+    /// token is retired: presenting it (or any retired token of the device's
+    /// present sign-in) is refused with `TokenInvalid` and ends the device's
+    /// session as [`Accounts::logout`] does, since it suggests the token was
+    /// copied or stolen.
     pub fn refresh(&self, refresh_token: &str, now_ms: u64) -> Result<Tokens> {
         let unknown = || {
             AccountsError::TokenInvalid(
@@ -797,22 +904,57 @@ impl Accounts {
         let hash = sha256_hex(refresh_token.trim());
         let t = &self.inner.t;
         let _w = lock(&self.inner.write);
-        let Some(device_id) = t.refresh.get(hash.as_bytes())? else {
-            return Err(unknown());
+        let device_id = match t.refresh.get(hash.as_bytes())? {
+            Some(id) => id,
+            None => t.retired.get(hash.as_bytes())?.ok_or_else(unknown)?,
         };
         let mut device: DeviceRecord =
             store::get(&t.devices, &device_id, "device")?.ok_or_else(unknown)?;
-        if device.refresh_hash.as_deref() != Some(hash.as_str()) {
-            return Err(unknown());
-        }
         if device.revoked_ms.is_some() {
             return Err(AccountsError::DeviceRevoked { device: device.id });
         }
-        if device.refresh_expires_ms.is_none_or(|exp| now_ms >= exp) {
-            return Err(AccountsError::TokenExpired(
-                "the refresh token has expired (the device was offline too long); sign in again"
-                    .into(),
-            ));
+        let presented = if device.refresh_hash.as_deref() == Some(hash.as_str()) {
+            Presented::Current
+        } else if let Some(p) = device.previous.as_ref().filter(|p| p.hash == hash) {
+            if now_ms < p.until_ms {
+                Presented::InGrace
+            } else {
+                Presented::Retired
+            }
+        } else if device.retired.contains(&hash) {
+            Presented::Retired
+        } else {
+            Presented::Unknown
+        };
+        let mut ix = TokenIndex::default();
+        match presented {
+            Presented::Unknown => return Err(unknown()),
+            Presented::Retired => {
+                // Two holders of one sign-in: end the session, like logout,
+                // whoever the other holder is.
+                if device.refresh_hash.is_some() || device.previous.is_some() {
+                    retire_current(&mut device, &mut ix);
+                    retire_previous(&mut device);
+                    trim_retired(&mut device, &mut ix);
+                    device.session += 1;
+                    self.write_device(&device, &ix)?;
+                    drop(_w);
+                    self.flush()?;
+                }
+                return Err(AccountsError::TokenInvalid(
+                    "this sign-in was refreshed elsewhere: the refresh token had already been exchanged for a newer one, so for safety this device was signed out; sign in again".into(),
+                ));
+            }
+            Presented::Current => {
+                if device.refresh_expires_ms.is_none_or(|exp| now_ms >= exp) {
+                    return Err(AccountsError::TokenExpired(
+                        "the refresh token has expired (the device was offline too long); sign in again"
+                            .into(),
+                    ));
+                }
+            }
+            // Its grace ends no later than its own expiry.
+            Presented::InGrace => {}
         }
         let user = self.user_record(&device.user)?.ok_or_else(unknown)?;
         if user.disabled {
@@ -821,14 +963,37 @@ impl Accounts {
                 user.username
             )));
         }
-        let refresh = self.store_device_with_refresh(&mut device, now_ms)?;
+        match presented {
+            Presented::Current => {
+                // The current token is used: the one before it is retired,
+                // and this one gets the grace.
+                retire_previous(&mut device);
+                let until_ms = now_ms
+                    .saturating_add(self.inner.cfg.refresh_grace_s.saturating_mul(1000))
+                    .min(device.refresh_expires_ms.unwrap_or(now_ms));
+                device.refresh_hash = None;
+                device.previous = Some(PreviousRefresh {
+                    hash: hash.clone(),
+                    until_ms,
+                });
+                ix.refresh_remove.push(hash.clone());
+                ix.retired_insert.push(hash);
+            }
+            // A retry after a lost reply: the lost reply's token is
+            // superseded; the grace keeps its end.
+            _ => retire_current(&mut device, &mut ix),
+        }
+        let refresh = self.new_refresh(&mut device, now_ms, &mut ix)?;
+        trim_retired(&mut device, &mut ix);
+        self.write_device(&device, &ix)?;
         drop(_w);
         self.flush()?;
         self.issue(&user, &device, refresh, now_ms)
     }
 
-    /// Signs the caller's device out: its refresh token stops working, and
-    /// so do the access tokens issued to it so far.
+    /// Signs the caller's device out: its refresh token (and a replaced one
+    /// still in its grace) stops working, and so do the access tokens issued
+    /// to it so far.
     pub fn logout(&self, caller: &Caller, _now_ms: u64) -> Result<()> {
         let t = &self.inner.t;
         let _w = lock(&self.inner.write);
@@ -842,17 +1007,12 @@ impl Accounts {
                 caller.device
             )));
         }
-        let old = d.refresh_hash.take();
-        d.refresh_expires_ms = None;
+        // Its refresh tokens, including one still in its grace, stop
+        // working; the retired ones are forgotten with them.
+        let mut ix = TokenIndex::default();
+        forget_tokens(&mut d, &mut ix);
         d.session += 1;
-        let value = store::enc(&d)?;
-        (&t.devices, &t.refresh).transaction(|(devices, refresh)| {
-            if let Some(old) = &old {
-                refresh.remove(old.as_bytes())?;
-            }
-            devices.insert(d.id.as_str().as_bytes(), value.as_slice())?;
-            Ok::<_, ConflictableTransactionError<AccountsError>>(())
-        })?;
+        self.write_device(&d, &ix)?;
         drop(_w);
         self.flush()?;
         Ok(())

@@ -10,7 +10,8 @@
 //!   all named `accounts.*` (the documents use the default tree and
 //!   sync-core's trees): `meta` (county, setup code), `townships`, `schools`,
 //!   `users`, `usernames` (lowercased name → id, for uniqueness),
-//!   `devices`, `refresh` (token hash → device), `keys`, `last_seen`. Values
+//!   `devices`, `refresh` (current refresh token hash → device), `retired`
+//!   (replaced refresh token hash → device), `keys`, `last_seen`. Values
 //!   are JSON. Writes that touch several trees run in one sled transaction;
 //!   read-modify-write operations are serialised by one mutex (they are rare);
 //!   every write that acknowledges something (a user, a device revoked, a key
@@ -38,9 +39,29 @@
 //!   not signed out, and that the user is not disabled; the role and unit in
 //!   the returned [`Caller`] come from the stored user.
 //! - **Refresh tokens**: 32 random bytes as hex, stored only as SHA-256
-//!   hashes, one per device, valid for `refresh_ttl_s` (180 days by
+//!   hashes, one current per device, valid for `refresh_ttl_s` (180 days by
 //!   default: phones stay offline for weeks) and replaced on every refresh.
 //!   A device is bound to the user who first signs in on it.
+//! - **Lost replies and reuse** ([`Accounts::refresh`]). A phone on 2G
+//!   often loses the reply to a refresh and still holds the token the
+//!   server just replaced. So the replaced token keeps working for
+//!   `refresh_grace_s` (600 s by default; never past its own expiry)
+//!   **only while the new token is unused**: presenting it again gives a
+//!   fresh pair, and the token from the lost reply is superseded (stops
+//!   working). Once the new token has been used, or the grace is over, the
+//!   replaced token is *retired*. Presenting a retired token is refused with
+//!   `TokenInvalid` ("this sign-in was refreshed elsewhere … sign in again")
+//!   **and ends the device's session**, as logout does: its current refresh
+//!   token is revoked and its session number bumped, so its access tokens
+//!   stop verifying. Reuse of a retired token means two holders of one
+//!   sign-in, most likely a copied or stolen token; whichever of them is
+//!   legitimate signs in again with the password. A device remembers the
+//!   hashes of its last 32 retired tokens (in `accounts.retired`); signing
+//!   in or out forgets them, so tokens older than that, or from before the
+//!   last sign-in or sign-out, are merely unknown (refused, nothing ended).
+//!   Access tokens issued with a superseded refresh token live out their
+//!   `access_ttl_s`. A client must keep only the newest refresh token it
+//!   received and must not send two refreshes at once.
 //! - **Sign-in limits** (in memory; figures in [`AuthConfig`]):
 //!   5 failed attempts per username per 15 minutes (a success resets the
 //!   count) and 30 attempts, failed or not, per client address per minute

@@ -268,6 +268,13 @@ pub struct AuthConfig {
     /// Refresh token lifetime (default 180 days: phones stay offline for
     /// weeks). Each refresh issues a new one with a new lifetime.
     pub refresh_ttl_s: u64,
+    /// After a refresh, how long the replaced refresh token still works, as
+    /// long as the new one has not been used (default 600 s): a reply lost
+    /// on a bad 2G connection then costs a retry, not a password sign-in.
+    /// Never beyond the replaced token's own expiry. 0 turns the grace off.
+    /// See [`crate::Accounts::refresh`].
+    #[serde(default = "default_refresh_grace_s")]
+    pub refresh_grace_s: u64,
     /// Failed sign-ins per username within `user_window_s` before further
     /// attempts are refused until the window ends (default 5).
     pub user_max_failures: u32,
@@ -280,11 +287,16 @@ pub struct AuthConfig {
     pub ip_window_s: u64,
 }
 
+fn default_refresh_grace_s() -> u64 {
+    600
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             access_ttl_s: 900,
             refresh_ttl_s: 180 * 24 * 3600,
+            refresh_grace_s: default_refresh_grace_s(),
             user_max_failures: 5,
             user_window_s: 15 * 60,
             ip_max_attempts: 30,

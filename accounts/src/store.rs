@@ -16,6 +16,7 @@ pub(crate) const USERS: &str = "accounts.users";
 pub(crate) const USERNAMES: &str = "accounts.usernames";
 pub(crate) const DEVICES: &str = "accounts.devices";
 pub(crate) const REFRESH: &str = "accounts.refresh";
+pub(crate) const RETIRED: &str = "accounts.retired";
 pub(crate) const KEYS: &str = "accounts.keys";
 pub(crate) const LAST_SEEN: &str = "accounts.last_seen";
 
@@ -36,8 +37,12 @@ pub(crate) struct Trees {
     pub usernames: sled::Tree,
     /// device id → `DeviceRecord`.
     pub devices: sled::Tree,
-    /// SHA-256 (hex) of a refresh token → device id.
+    /// SHA-256 (hex) of a device's current refresh token → device id.
     pub refresh: sled::Tree,
+    /// SHA-256 (hex) of a replaced refresh token of a device's present
+    /// sign-in (its `previous` and `retired` hashes) → device id, so that
+    /// presenting one can be recognised.
+    pub retired: sled::Tree,
     /// kid → `KeyRecord`.
     pub keys: sled::Tree,
     /// device id → last seen (u64 big-endian ms), bumped by `verify`
@@ -55,6 +60,7 @@ impl Trees {
             usernames: db.open_tree(USERNAMES)?,
             devices: db.open_tree(DEVICES)?,
             refresh: db.open_tree(REFRESH)?,
+            retired: db.open_tree(RETIRED)?,
             keys: db.open_tree(KEYS)?,
             last_seen: db.open_tree(LAST_SEEN)?,
         })
@@ -87,7 +93,7 @@ impl UserRecord {
 }
 
 /// A device as stored: the public fields, its refresh token's hash and
-/// expiry, and its session number.
+/// expiry, the tokens that token replaced, and its session number.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct DeviceRecord {
     pub id: DeviceId,
@@ -96,9 +102,27 @@ pub(crate) struct DeviceRecord {
     pub first_seen_ms: u64,
     pub last_seen_ms: u64,
     pub revoked_ms: Option<u64>,
+    /// The current refresh token (never yet presented).
     pub refresh_hash: Option<String>,
     pub refresh_expires_ms: Option<u64>,
     pub session: u64,
+    /// The refresh token the current one replaced, usable until
+    /// `until_ms` as long as the current one has not been used (the reply
+    /// that carried the current one may have been lost). Once its grace
+    /// is over it counts as retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousRefresh>,
+    /// Hashes of this sign-in's other replaced refresh tokens, oldest
+    /// first, at most `RETIRED_KEEP`; presenting one ends the session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+}
+
+/// The refresh token a device's current one replaced (see `DeviceRecord`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PreviousRefresh {
+    pub hash: String,
+    pub until_ms: u64,
 }
 
 impl DeviceRecord {

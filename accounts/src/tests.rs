@@ -608,12 +608,16 @@ fn login_verify_refresh_logout() {
     assert_eq!(devices[0].first_seen_ms, T0);
 
     // Refresh replaces the refresh token.
-    let t2 = e.acc.refresh(&t.refresh_token, T0 + 10 * MIN).unwrap();
-    assert_ne!(t2.refresh_token, t.refresh_token);
-    assert_ne!(t2.access_token, t.access_token);
-    assert_eq!(t2.user, li);
-    let old = e.acc.refresh(&t.refresh_token, T0 + 11 * MIN).unwrap_err();
-    assert_eq!(old.code(), "token_invalid", "{old}");
+    let lost = e.acc.refresh(&t.refresh_token, T0 + 10 * MIN).unwrap();
+    assert_ne!(lost.refresh_token, t.refresh_token);
+    assert_ne!(lost.access_token, t.access_token);
+    assert_eq!(lost.user, li);
+    // While the new one is unused and within the grace, the old one still
+    // works (the reply may have been lost) and supersedes the new one; the
+    // old one's refusal once the new one is used is tested below.
+    let t2 = e.acc.refresh(&t.refresh_token, T0 + 11 * MIN).unwrap();
+    assert_ne!(t2.refresh_token, lost.refresh_token);
+    assert_eq!(refresh_tree.len(), 1);
     assert_eq!(
         e.acc.verify(&t2.access_token, T0 + 11 * MIN).unwrap(),
         caller
@@ -1267,7 +1271,17 @@ fn accounts_is_shareable_across_threads() {
 
 #[test]
 fn concurrent_refreshes_with_one_token_let_only_one_through() {
-    let e = with_org();
+    // Without a grace, exactly one of them gets new tokens.
+    let e = env_with(AuthConfig {
+        refresh_grace_s: 0,
+        ..AuthConfig::default()
+    });
+    e.acc
+        .set_county(CountyId::new(COUNTY).unwrap(), "某某县")
+        .unwrap();
+    e.acc
+        .import_schools_csv(SCHOOLS_CSV.as_bytes(), false)
+        .unwrap();
     user(&e.acc, "li", Role::Teacher, Some("A001"));
     let t = login(&e.acc, "li", "phone-1", T0).unwrap();
     let handles: Vec<_> = (0..4)
@@ -1283,4 +1297,248 @@ fn concurrent_refreshes_with_one_token_let_only_one_through() {
         .filter(|ok| *ok)
         .count();
     assert_eq!(ok, 1);
+}
+
+#[test]
+fn concurrent_refreshes_within_the_grace_leave_one_live_token() {
+    // With the grace, each is taken for a retry after a lost reply: all get
+    // tokens, but only the last refresh token issued works.
+    let e = with_org();
+    user(&e.acc, "li", Role::Teacher, Some("A001"));
+    let t = login(&e.acc, "li", "phone-1", T0).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let acc = e.acc.clone();
+            let rt = t.refresh_token.clone();
+            std::thread::spawn(move || acc.refresh(&rt, T0 + MIN).unwrap())
+        })
+        .collect();
+    let tokens: Vec<Tokens> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let refresh_tree = e.db.open_tree("accounts.refresh").unwrap();
+    assert_eq!(refresh_tree.len(), 1);
+    let live: Vec<&Tokens> = tokens
+        .iter()
+        .filter(|t| {
+            refresh_tree
+                .contains_key(hash_of(&t.refresh_token))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(live.len(), 1);
+    e.acc.refresh(&live[0].refresh_token, T0 + 2 * MIN).unwrap();
+}
+
+// ---- refresh grace (lost replies) and reuse of replaced tokens --------------
+
+fn hash_of(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn assert_refreshed_elsewhere(err: &AccountsError) {
+    assert_eq!(err.code(), "token_invalid", "{err}");
+    let text = err.to_string();
+    assert!(text.contains("refreshed elsewhere"), "{text}");
+    assert!(text.contains("sign in again"), "{text}");
+}
+
+#[test]
+fn a_lost_reply_is_recovered_with_the_old_token_within_the_grace() {
+    let e = with_org();
+    assert_eq!(e.acc.config().refresh_grace_s, 600);
+    user(&e.acc, "li", Role::Teacher, Some("A001"));
+    let t = login(&e.acc, "li", "phone-1", T0).unwrap();
+    // The server rotates; the reply never reaches the phone.
+    let lost = e.acc.refresh(&t.refresh_token, T0 + 20 * MIN).unwrap();
+    // The phone retries with the token it holds, twice (2G is bad), the
+    // last time just before the grace ends.
+    let retry = e.acc.refresh(&t.refresh_token, T0 + 21 * MIN).unwrap();
+    let again = e.acc.refresh(&t.refresh_token, T0 + 30 * MIN - 1).unwrap();
+    assert_ne!(retry.refresh_token, lost.refresh_token);
+    assert_ne!(again.refresh_token, retry.refresh_token);
+    let caller = e.acc.verify(&again.access_token, T0 + 30 * MIN).unwrap();
+    assert_eq!(caller.device, dev("phone-1"));
+    // Still hashes only, and one current token per device.
+    let refresh_tree = e.db.open_tree("accounts.refresh").unwrap();
+    let retired_tree = e.db.open_tree("accounts.retired").unwrap();
+    assert_eq!(refresh_tree.len(), 1);
+    assert!(refresh_tree
+        .contains_key(hash_of(&again.refresh_token))
+        .unwrap());
+    for tree in [&refresh_tree, &retired_tree] {
+        for token in [&t, &lost, &retry, &again] {
+            assert!(!tree.contains_key(&token.refresh_token).unwrap());
+        }
+    }
+    assert!(retired_tree
+        .contains_key(hash_of(&t.refresh_token))
+        .unwrap());
+    // The newest token works as usual.
+    let next = e.acc.refresh(&again.refresh_token, T0 + 31 * MIN).unwrap();
+    e.acc.verify(&next.access_token, T0 + 31 * MIN).unwrap();
+}
+
+#[test]
+fn the_old_token_after_the_new_one_was_used_is_refused_and_ends_the_session() {
+    let e = with_org();
+    user(&e.acc, "li", Role::Teacher, Some("A001"));
+    let t = login(&e.acc, "li", "phone-1", T0).unwrap();
+    let t2 = e.acc.refresh(&t.refresh_token, T0 + MIN).unwrap();
+    // The new token is used (well within the old one's grace).
+    let t3 = e.acc.refresh(&t2.refresh_token, T0 + 2 * MIN).unwrap();
+    e.acc.verify(&t3.access_token, T0 + 2 * MIN).unwrap();
+    // Someone presents the old one: refused, and the device is signed out.
+    let err = e.acc.refresh(&t.refresh_token, T0 + 3 * MIN).unwrap_err();
+    assert_refreshed_elsewhere(&err);
+    let err = e.acc.verify(&t3.access_token, T0 + 3 * MIN).unwrap_err();
+    assert_eq!(err.code(), "token_invalid", "{err}");
+    assert!(err.to_string().contains("signed out"), "{err}");
+    let err = e.acc.refresh(&t3.refresh_token, T0 + 3 * MIN).unwrap_err();
+    assert_refreshed_elsewhere(&err);
+    // The token in its grace (t2's) is no way back in either.
+    let err = e.acc.refresh(&t2.refresh_token, T0 + 3 * MIN).unwrap_err();
+    assert_refreshed_elsewhere(&err);
+    let refresh_tree = e.db.open_tree("accounts.refresh").unwrap();
+    assert_eq!(refresh_tree.len(), 0);
+    // Signing in again with the password works, and the old family of
+    // tokens cannot end the new session.
+    let t4 = login(&e.acc, "li", "phone-1", T0 + 4 * MIN).unwrap();
+    let err = e.acc.refresh(&t.refresh_token, T0 + 5 * MIN).unwrap_err();
+    assert_eq!(err.code(), "token_invalid", "{err}");
+    e.acc.verify(&t4.access_token, T0 + 5 * MIN).unwrap();
+    e.acc.refresh(&t4.refresh_token, T0 + 5 * MIN).unwrap();
+}
+
+#[test]
+fn a_superseded_token_from_a_lost_reply_is_refused_and_ends_the_session() {
+    // Whoever caught the "lost" reply and uses it later is a second holder.
+    let e = with_org();
+    user(&e.acc, "li", Role::Teacher, Some("A001"));
+    let t = login(&e.acc, "li", "phone-1", T0).unwrap();
+    let caught = e.acc.refresh(&t.refresh_token, T0 + MIN).unwrap();
+    let phone = e.acc.refresh(&t.refresh_token, T0 + 2 * MIN).unwrap();
+    let err = e
+        .acc
+        .refresh(&caught.refresh_token, T0 + 3 * MIN)
+        .unwrap_err();
+    assert_refreshed_elsewhere(&err);
+    assert_eq!(
+        e.acc
+            .verify(&phone.access_token, T0 + 3 * MIN)
+            .unwrap_err()
+            .code(),
+        "token_invalid"
+    );
+    assert_refreshed_elsewhere(
+        &e.acc
+            .refresh(&phone.refresh_token, T0 + 3 * MIN)
+            .unwrap_err(),
+    );
+}
+
+#[test]
+fn the_old_token_after_the_grace_is_refused() {
+    let e = with_org();
+    user(&e.acc, "li", Role::Teacher, Some("A001"));
+    let t = login(&e.acc, "li", "phone-1", T0).unwrap();
+    let t2 = e.acc.refresh(&t.refresh_token, T0 + MIN).unwrap();
+    // Exactly when the 600 s grace ends, with the new token still unused.
+    let err = e
+        .acc
+        .refresh(&t.refresh_token, T0 + MIN + 600_000)
+        .unwrap_err();
+    assert_refreshed_elsewhere(&err);
+    // A retired token ends the session here too.
+    assert_eq!(
+        e.acc
+            .verify(&t2.access_token, T0 + 12 * MIN)
+            .unwrap_err()
+            .code(),
+        "token_invalid"
+    );
+    assert!(e.acc.refresh(&t2.refresh_token, T0 + 12 * MIN).is_err());
+}
+
+#[test]
+fn the_grace_is_configurable_and_ends_with_the_old_tokens_expiry() {
+    let e = env_with(AuthConfig {
+        refresh_grace_s: 60,
+        refresh_ttl_s: 3600,
+        ..AuthConfig::default()
+    });
+    e.acc
+        .set_county(CountyId::new(COUNTY).unwrap(), "县")
+        .unwrap();
+    user(&e.acc, "boss", Role::County, Some(COUNTY));
+    let t = login(&e.acc, "boss", "pc-1", T0).unwrap();
+    e.acc.refresh(&t.refresh_token, T0 + MIN).unwrap();
+    e.acc.refresh(&t.refresh_token, T0 + 2 * MIN - 1).unwrap();
+    assert_refreshed_elsewhere(&e.acc.refresh(&t.refresh_token, T0 + 2 * MIN).unwrap_err());
+    // A token refreshed 30 s before its own expiry has only those 30 s.
+    let t = login(&e.acc, "boss", "pc-1", T0 + 10 * MIN).unwrap();
+    let expiry = T0 + 10 * MIN + 3_600_000;
+    e.acc.refresh(&t.refresh_token, expiry - 30_000).unwrap();
+    e.acc.refresh(&t.refresh_token, expiry - 1).unwrap();
+    assert_refreshed_elsewhere(&e.acc.refresh(&t.refresh_token, expiry).unwrap_err());
+}
+
+#[test]
+fn logout_also_ends_the_token_in_its_grace() {
+    let e = with_org();
+    user(&e.acc, "li", Role::Teacher, Some("A001"));
+    let t = login(&e.acc, "li", "phone-1", T0).unwrap();
+    let t2 = e.acc.refresh(&t.refresh_token, T0 + MIN).unwrap();
+    let caller = e.acc.verify(&t2.access_token, T0 + MIN).unwrap();
+    e.acc.logout(&caller, T0 + 2 * MIN).unwrap();
+    let err = e.acc.refresh(&t.refresh_token, T0 + 3 * MIN).unwrap_err();
+    assert_eq!(err.code(), "token_invalid", "{err}");
+    assert_eq!(e.db.open_tree("accounts.retired").unwrap().len(), 0);
+}
+
+#[test]
+fn a_device_remembers_a_bounded_number_of_retired_tokens() {
+    let e = with_org();
+    user(&e.acc, "li", Role::Teacher, Some("A001"));
+    let first = login(&e.acc, "li", "phone-1", T0).unwrap();
+    let mut t = first.clone();
+    for i in 1..=40 {
+        t = e.acc.refresh(&t.refresh_token, T0 + i * MIN).unwrap();
+    }
+    let retired_tree = e.db.open_tree("accounts.retired").unwrap();
+    // 32 retired and the one in its grace.
+    assert_eq!(retired_tree.len(), 33);
+    // The first token is forgotten: merely unknown, nothing ended.
+    let err = e
+        .acc
+        .refresh(&first.refresh_token, T0 + 41 * MIN)
+        .unwrap_err();
+    assert_eq!(err.code(), "token_invalid");
+    assert!(!err.to_string().contains("refreshed elsewhere"), "{err}");
+    e.acc.verify(&t.access_token, T0 + 41 * MIN).unwrap();
+}
+
+#[test]
+fn device_records_from_before_the_grace_still_refresh() {
+    let e = with_org();
+    let li = user(&e.acc, "li", Role::Teacher, Some("A001"));
+    // A record as earlier versions wrote it: no `previous`, no `retired`.
+    let token = "ab".repeat(32);
+    let old = serde_json::json!({
+        "id": "phone-1", "user": li.id, "name": null, "first_seen_ms": T0,
+        "last_seen_ms": T0, "revoked_ms": null, "refresh_hash": hash_of(&token),
+        "refresh_expires_ms": T0 + 24 * 60 * MIN, "session": 0,
+    });
+    e.db.open_tree("accounts.devices")
+        .unwrap()
+        .insert("phone-1", serde_json::to_vec(&old).unwrap())
+        .unwrap();
+    e.db.open_tree("accounts.refresh")
+        .unwrap()
+        .insert(hash_of(&token), "phone-1")
+        .unwrap();
+    let t2 = e.acc.refresh(&token, T0 + MIN).unwrap();
+    // And the grace applies from then on.
+    let t3 = e.acc.refresh(&token, T0 + 2 * MIN).unwrap();
+    assert_ne!(t2.refresh_token, t3.refresh_token);
+    e.acc.verify(&t3.access_token, T0 + 2 * MIN).unwrap();
 }
