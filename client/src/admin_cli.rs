@@ -194,7 +194,7 @@ pub fn run(args: AdminArgs, out: &mut dyn Write) -> Result<(), ClientError> {
                     .into(),
             )
         })?;
-    let tokens = client.login(user, password, &admin_device_id(), Some("tpsync admin"))?;
+    let tokens = client.login(user, password, &admin_device_id(user), Some("tpsync admin"))?;
     let result = run_signed_in(&client, &tokens.access_token, &args.cmd, out);
     // Leave no refresh token behind; a failure here changes nothing.
     let _ = client.logout(&tokens.access_token);
@@ -533,32 +533,17 @@ fn human_size(bytes: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-/// `admin-cli-<host name>`, made to fit a device id; a host name that does
-/// not fit (non-ASCII, say) becomes a hash of it, so the id stays stable
-/// per machine. With no host name at all: a random one.
-pub fn admin_device_id() -> DeviceId {
-    const PREFIX: &str = "admin-cli-";
+/// The device id the admin command line signs in with: stable per machine
+/// and user (a device belongs to one user, so two administrators on one
+/// machine, or a teacher trying the admin commands, each get their own).
+/// A hash of the host name and the username keeps it short and ASCII.
+pub fn admin_device_id(user: &str) -> DeviceId {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let host = host.trim();
-    let mut clean = String::new();
-    for c in host.chars() {
-        if c.is_ascii_alphanumeric() {
-            clean.push(c.to_ascii_lowercase());
-        } else if !clean.is_empty() && !clean.ends_with('-') {
-            clean.push('-');
-        }
-    }
-    clean.truncate(32 - PREFIX.len());
-    let clean = clean.trim_end_matches('-');
-    let suffix = if host.is_ascii() && !clean.is_empty() {
-        clean.to_owned()
-    } else if !host.is_empty() {
-        format!("{:016x}", fnv1a(host.as_bytes()))
-    } else {
-        uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
-    };
-    DeviceId::new(format!("{PREFIX}{suffix}"))
-        .unwrap_or_else(|_| DeviceId::new("admin-cli").expect("a valid device id"))
+    let mut key = host.trim().as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(user.trim().to_lowercase().as_bytes());
+    DeviceId::new(format!("admin-cli-{:016x}", fnv1a(&key)))
+        .expect("a valid device id: 26 ASCII characters")
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -701,8 +686,9 @@ mod tests {
         assert_eq!(human_size(10), "10 bytes");
         assert_eq!(human_size(1536), "1.5 KB");
         assert_eq!(human_size(3 * 1024 * 1024), "3.0 MB");
-        let id = admin_device_id();
+        let id = admin_device_id("admin");
         assert!(id.as_str().starts_with("admin-cli-"), "{id}");
-        assert_eq!(id, admin_device_id(), "stable");
+        assert_eq!(id, admin_device_id("admin"), "stable");
+        assert_ne!(id, admin_device_id("li"), "one device per user");
     }
 }

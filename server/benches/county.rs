@@ -161,6 +161,8 @@ struct Phase {
     sent: u64,
     received: u64,
     round_trips: u64,
+    /// Syncs retried after a `timeout` from a busy server.
+    retries: u64,
     server_cpu_s: f64,
 }
 
@@ -168,7 +170,7 @@ fn report(p: &Phase) {
     let mut l = p.latencies.clone();
     l.sort();
     println!(
-        "{:<22} {:>4} devices  wall {:>9}  server CPU {:>6.1} s  per sync p50 {:>9} p99 {:>9} max {:>9}  RT {:.2}/device  bytes up {:>6} KiB down {:>6} KiB",
+        "{:<22} {:>4} devices  wall {:>9}  server CPU {:>6.1} s  per sync p50 {:>9} p99 {:>9} max {:>9}  RT {:.2}/device  bytes up {:>6} KiB down {:>6} KiB  retried {}",
         p.name,
         l.len(),
         ms(p.wall),
@@ -179,6 +181,7 @@ fn report(p: &Phase) {
         p.round_trips as f64 / l.len() as f64,
         p.sent / 1024,
         p.received / 1024,
+        p.retries,
     );
 }
 
@@ -205,10 +208,20 @@ fn phase(
             barrier.wait();
             thread::sleep(delay);
             let t = Instant::now();
-            let stats = client
-                .sync(&token, &mut phone, &peer, &scope, None, None)
-                .expect("sync");
-            results.lock().unwrap().push((t.elapsed(), stats));
+            // As a phone would: a busy server's `timeout` (or a cut) is
+            // retried; the protocol resumes without resending.
+            let mut tries = 0;
+            let stats = loop {
+                tries += 1;
+                match client.sync(&token, &mut phone, &peer, &scope, None, None) {
+                    Ok(s) => break s,
+                    Err(e) if e.is_retryable() && tries < 10 => {
+                        thread::sleep(Duration::from_secs(1))
+                    }
+                    Err(e) => panic!("sync failed after {tries} tries: {e}"),
+                }
+            };
+            results.lock().unwrap().push((t.elapsed(), stats, tries));
             (phone, token, scope)
         }));
     }
@@ -222,10 +235,11 @@ fn phase(
     let p = Phase {
         name,
         wall,
-        latencies: results.iter().map(|(d, _)| *d).collect(),
-        sent: results.iter().map(|(_, s)| s.bytes_sent).sum(),
-        received: results.iter().map(|(_, s)| s.bytes_received).sum(),
-        round_trips: results.iter().map(|(_, s)| s.round_trips as u64).sum(),
+        latencies: results.iter().map(|(d, _, _)| *d).collect(),
+        sent: results.iter().map(|(_, s, _)| s.bytes_sent).sum(),
+        received: results.iter().map(|(_, s, _)| s.bytes_received).sum(),
+        round_trips: results.iter().map(|(_, s, _)| s.round_trips as u64).sum(),
+        retries: results.iter().map(|(_, _, t)| (*t - 1) as u64).sum(),
         server_cpu_s: cpu1 - cpu0,
     };
     (p, phones)
@@ -391,9 +405,21 @@ fn main() {
     let mut phones = phones;
     for (k, (phone, _, _)) in phones.iter_mut().enumerate() {
         let mut clock = Clock::new("teacher", &format!("phone-{k}"), 1_766_000_000_000);
-        days_work(phone, &tps[k], 50, &mut clock, &mut Rng::new(3000 + k as u64)).unwrap();
+        days_work(
+            phone,
+            &tps[k],
+            50,
+            &mut clock,
+            &mut Rng::new(3000 + k as u64),
+        )
+        .unwrap();
     }
-    let (day3, _phones) = phase("third day, over 60 s", &server, phones, Duration::from_secs(60));
+    let (day3, _phones) = phase(
+        "third day, over 60 s",
+        &server,
+        phones,
+        Duration::from_secs(60),
+    );
     report(&day3);
 
     let (cpu, hwm) = proc_stat(server.child.id());

@@ -190,6 +190,14 @@ pub async fn problems_everywhere(
     if is_problem || status == StatusCode::SWITCHING_PROTOCOLS {
         return resp;
     }
+    // axum answers a JSON body that does not fit its type with 422; our
+    // own 422 (`invalid`) means changes that break the records' rules, so
+    // a body of the wrong shape is a plain 400 `bad_request`.
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
     let body = axum::body::to_bytes(resp.into_body(), 64 << 10)
         .await
         .unwrap_or_default();

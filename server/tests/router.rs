@@ -33,7 +33,9 @@ async fn call(
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     (
         status,
         ct,
@@ -57,7 +59,10 @@ async fn every_described_route_exists() {
                 "{method} {path} is described but answers {status}"
             );
             if status.is_client_error() || status.is_server_error() {
-                assert!(ct.starts_with("application/problem+json"), "{method} {path}: {ct}");
+                assert!(
+                    ct.starts_with("application/problem+json"),
+                    "{method} {path}: {ct}"
+                );
             }
         }
     }
@@ -80,7 +85,10 @@ async fn errors_are_problem_documents_with_stable_codes() {
     let (s, _, p) = call(&st, "POST", "/v1/sync").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(p["code"], "unauthorized");
-    assert!(p["detail"].as_str().unwrap().contains("Authorization: Bearer"));
+    assert!(p["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Authorization: Bearer"));
 
     // A JSON body missing fields: axum's rejection, reshaped.
     let (s, _, p) = call(&st, "POST", "/v1/auth/login").await;
@@ -99,7 +107,10 @@ async fn health_and_metrics_answer() {
     let (s, _, h) = call(&st, "GET", "/healthz").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["status"], "ok");
-    let req = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
     let resp = app(st.clone()).oneshot(req).await.unwrap();
     let text = String::from_utf8(
         axum::body::to_bytes(resp.into_body(), 1 << 20)

@@ -30,6 +30,9 @@ use crate::records::{spec_for_collection, specs_for};
 use crate::schema::{self, Location, Record, RecordSpec, Violation};
 
 /// The schema version written by the genesis change.
+/// Most changes [`RecordDoc::validate_since`] diffs; more are validated whole.
+const DIFF_LIMIT: usize = 256;
+
 pub const SCHEMA_VERSION: &str = "tpsync/1";
 
 /// The actor of every genesis change. No device ever edits as this actor.
@@ -590,6 +593,11 @@ impl RecordDoc {
         let heads = self.doc.get_heads();
         if heads == before {
             return Ok(());
+        }
+        // Past a few hundred changes (a first upload), a diff costs more
+        // than walking the whole document.
+        if self.doc.get_changes(before).len() > DIFF_LIMIT {
+            return self.validate();
         }
         let patches = self.doc.diff(before, &heads);
         // (collection, record key or None for a singleton collection)
