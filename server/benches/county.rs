@@ -123,6 +123,11 @@ fn start_server(data: &Path) -> Server {
         .arg("--data")
         .arg(data)
         .args(["--login-attempts-per-ip", "100000"])
+        .args(
+            std::env::var("TPSYNC_BENCH_CACHE_MB")
+                .map(|mb| vec!["--cache-mb".to_owned(), mb])
+                .unwrap_or_default(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -431,6 +436,29 @@ fn main() {
         cpu,
         stored >> 20
     );
+    if let Ok(m) = admin.metrics() {
+        for l in m.lines().filter(|l| {
+            l.starts_with("tpsync_docs_loaded")
+                || l.starts_with("tpsync_cache_estimated_bytes")
+                || l.starts_with("tpsync_doc_evictions")
+                || l.starts_with("tpsync_doc_loads")
+        }) {
+            println!("server metric: {l}");
+        }
+    }
+    if std::env::var("TPSYNC_BENCH_SMAPS").is_ok() {
+        let r = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", server.child.id()))
+            .unwrap_or_default();
+        println!("{r}");
+        let st = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+            .unwrap_or_default();
+        for l in st
+            .lines()
+            .filter(|l| l.starts_with("Threads") || l.starts_with("Rss"))
+        {
+            println!("{l}");
+        }
+    }
     let _ = server.child.kill();
     let _ = server.child.wait();
 

@@ -60,7 +60,7 @@ impl ServerConfig {
     pub fn new(data: impl Into<PathBuf>) -> Self {
         Self {
             data: data.into(),
-            cache_bytes: 96 << 20,
+            cache_bytes: 64 << 20,
             sled_cache_bytes: 32 << 20,
             max_body_bytes: 16 << 20,
             limits: ResponderLimits {
@@ -70,9 +70,12 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(60),
             auth: AuthConfig::default(),
             compact_every: Duration::from_secs(5),
+            // Answering is CPU work (Automerge) plus a flush: one per core
+            // keeps the cores busy, and more only adds copies of documents
+            // in memory.
             max_concurrent_syncs: std::thread::available_parallelism()
-                .map(|n| n.get() * 2)
-                .unwrap_or(4),
+                .map(|n| n.get().max(2))
+                .unwrap_or(2),
         }
     }
 }
