@@ -88,6 +88,17 @@ fn load_phone(i: usize) -> (Replica<MemoryStorage>, TeachingPoint) {
     (Replica::open(storage), tp)
 }
 
+fn vm_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024
+}
+
 fn proc_stat(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
@@ -109,6 +120,13 @@ struct Server {
     child: Child,
     url: String,
     code: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn start_server(data: &Path) -> Server {
@@ -290,7 +308,7 @@ fn main() {
     }
 
     let data = tempfile::tempdir().unwrap();
-    let mut server = start_server(data.path());
+    let server = start_server(data.path());
     let admin = Client::new(&server.url, ClientConfig::default()).unwrap();
     admin.setup(&server.code, "admin", PASSWORD).unwrap();
     let a = admin
@@ -374,6 +392,14 @@ fn main() {
     let (initial, phones) = phase("initial upload", &server, phones, Duration::ZERO);
     report(&initial);
     let (_, rss_after_initial) = proc_stat(server.child.id());
+    thread::sleep(Duration::from_secs(3));
+    println!(
+        "server resident now (3 s after the upload): {} MiB",
+        vm_rss_mib(server.child.id())
+    );
+    if std::env::var("TPSYNC_BENCH_ONLY_INITIAL").is_ok() {
+        return;
+    }
 
     // A day's work on every phone, offline; then everyone syncs at once.
     let mut phones = phones;
@@ -459,8 +485,7 @@ fn main() {
             println!("{l}");
         }
     }
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    drop(server);
 
     let mut lat = day.latencies.clone();
     lat.sort();

@@ -30,7 +30,9 @@ fn main() {
     for school in 0..300 {
         for doc in 0..6 {
             // A first upload: one snapshot; then a day's chunks and peer states.
-            let snap = vec![(school * 7 + doc) as u8; if doc == 2 { 70_000 } else { 8_000 }];
+            // A first upload arrives as one chunk of raw changes (about 1.5 MB
+            // for the books of a teaching point).
+            let snap = vec![(school * 7 + doc) as u8; if doc == 2 { 1_500_000 } else { 150_000 }];
             db.insert(format!("doc/{school}/{doc}/snapshot"), snap.clone())
                 .unwrap();
             db.flush().unwrap();

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use automerge::Automerge;
+use automerge::{Automerge, ReadDoc};
 use sync_core::harness::Rng;
 use sync_core::store::MemoryStorage;
 use sync_core::workload::{build_teaching_point, days_work, Clock, TeachingPointSize};
@@ -73,6 +73,13 @@ fn main() {
     });
     t("save_after(before heads)", &mut || {
         after.automerge().save_after(&before.heads());
+    });
+    let h = after.heads()[0];
+    t("get_change_by_hash", &mut || {
+        after.automerge().get_change_by_hash(&h);
+    });
+    t("get_change_meta_by_hash", &mut || {
+        after.automerge().get_change_meta_by_hash(&h);
     });
     t("heads", &mut || {
         after.heads();

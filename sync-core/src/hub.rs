@@ -33,8 +33,8 @@ use crate::document::RecordDoc;
 use crate::error::{Error, Result};
 use crate::ids::{DocId, PeerId};
 use crate::replica::{
-    compact_loaded, load_peer_state, pending_chunk, read_from_storage, store_peer_states, Loaded,
-    PeerDocState,
+    compact_loaded, load_peer_state, pending_chunk, read_from_storage, store_peer_states, written,
+    Loaded, PeerDocState,
 };
 use crate::store::{Storage, StorageKey};
 use crate::sync::wire::{from_wire, DocRequest, Message, Problem};
@@ -428,10 +428,7 @@ impl<S: Storage> SyncHost for Held<'_, S> {
                 unreachable!("checked above")
             };
             let l = guard.as_mut().expect("held documents are loaded");
-            l.saved_heads = heads.clone();
-            l.owned_keys.push(key);
-            l.incrementals += 1;
-            l.stored_bytes += bytes.len();
+            written(&self.hub.storage, l, key, bytes.len(), heads.clone())?;
             let estimate = self.hub.estimate(l);
             if let Some(e) = self.hub.entries.lock().get(&id) {
                 e.estimated.store(estimate, Ordering::Relaxed);

@@ -230,10 +230,7 @@ impl<S: Storage> Replica<S> {
         let mut to_compact = Vec::new();
         for (id, key, bytes, heads) in writes {
             let l = self.docs.get_mut(&id).expect("loaded");
-            l.stored_bytes += bytes.len();
-            l.saved_heads = heads;
-            l.owned_keys.push(key);
-            l.incrementals += 1;
+            written(&self.storage, l, key, bytes.len(), heads)?;
             if l.incrementals >= self.compact_after {
                 to_compact.push(id);
             }
@@ -261,9 +258,7 @@ impl<S: Storage> Replica<S> {
         };
         self.storage.put(&key, &bytes)?;
         let l = self.docs.get_mut(id).expect("loaded");
-        l.saved_heads = heads;
-        l.owned_keys.push(key);
-        Ok(())
+        written(&self.storage, l, key, bytes.len(), heads)
     }
 
     /// What we know of `peer`'s copy of `doc`.
@@ -344,8 +339,15 @@ pub(crate) fn compact_loaded<S: Storage>(storage: &S, id: &DocId, l: &mut Loaded
     Ok(())
 }
 
-/// The chunk of changes made to a loaded document since it was last saved:
-/// its key, its bytes and the heads it brings the store to.
+/// Above this many bytes of raw changes, a write stores the whole document
+/// compressed instead (a first upload: 1.5 MB of raw changes become a
+/// 70 KB snapshot).
+pub(crate) const LARGE_CHUNK: usize = 32 << 10;
+
+/// What to write for the changes made to a loaded document since it was
+/// last saved: its key, its bytes and the heads it brings the store to. An
+/// incremental chunk of raw changes; or, for a document's first write or a
+/// large batch, a compressed snapshot of the whole document.
 pub(crate) fn pending_chunk(
     id: &DocId,
     l: &Loaded,
@@ -355,7 +357,41 @@ pub(crate) fn pending_chunk(
         return None;
     }
     let bytes = l.doc.automerge().save_after(&l.saved_heads);
-    (!bytes.is_empty()).then(|| (StorageKey::incremental(id, &bytes), bytes, heads))
+    if bytes.is_empty() {
+        return None;
+    }
+    if l.saved_heads.is_empty() || bytes.len() > LARGE_CHUNK {
+        return Some((StorageKey::snapshot(id, &heads), l.doc.save(), heads));
+    }
+    Some((StorageKey::incremental(id, &bytes), bytes, heads))
+}
+
+/// Records in `l` that `key` (holding `heads`) is now stored. A snapshot
+/// holds everything, so the chunks it replaces (only ones this holder
+/// loaded or wrote) are deleted, as in a compaction.
+pub(crate) fn written<S: Storage>(
+    storage: &S,
+    l: &mut Loaded,
+    key: StorageKey,
+    len: usize,
+    heads: Vec<ChangeHash>,
+) -> Result<()> {
+    l.saved_heads = heads;
+    if matches!(key, StorageKey::Snapshot { .. }) {
+        for old in l.owned_keys.drain(..) {
+            if old != key {
+                storage.delete(&old)?;
+            }
+        }
+        l.owned_keys.push(key);
+        l.incrementals = 0;
+        l.stored_bytes = len;
+    } else {
+        l.owned_keys.push(key);
+        l.incrementals += 1;
+        l.stored_bytes += len;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

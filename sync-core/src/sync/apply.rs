@@ -6,7 +6,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash};
 
 use super::wire::{ChangeData, Problem};
 use crate::document::RecordDoc;
@@ -68,15 +68,18 @@ pub(crate) fn check_storable(doc: &RecordDoc, since: &[ChangeHash]) -> Result<()
     let am = doc.automerge();
     let own = am.get_actor().clone();
     guarded(doc.id(), "the changes", || {
-        if am.get_changes(since).iter().any(|c| *c.actor_id() == own) {
+        let new = am.get_changes(since);
+        if new.iter().any(|c| *c.actor_id() == own) {
             return Err(
                 "a change claims to be this device's own, but this device never made it".into(),
             );
         }
-        // What is stored must load again. Automerge applies a forged change
-        // whose dependencies skip its actor's previous change, but a full
-        // load orders changes by dependency and then refuses it: the
-        // document would be unusable. Save and reload the copy to be sure.
+        // What is stored must load again. Automerge accepts some forged
+        // changes (valid checksums, inconsistent content) that it then
+        // cannot save, or saves into a document it cannot load (a change
+        // skipping its author's previous one; ops whose heads do not match):
+        // save and reload the copy to be sure. A cheaper ancestry check was
+        // tried and the decoder properties found forgeries it let through.
         let reloaded = Automerge::load(&doc.save()).map_err(|e| e.to_string())?;
         if reloaded.get_heads() != am.get_heads() {
             return Err("the changes do not survive a save and reload".into());
@@ -147,7 +150,7 @@ pub(crate) fn check_result(before: &RecordDoc, after: &RecordDoc) -> Result<(), 
 pub(crate) fn changes_since(doc: &RecordDoc, their: &[ChangeHash]) -> ChangeData {
     let known: Vec<ChangeHash> = their
         .iter()
-        .filter(|h| doc.automerge().get_change_by_hash(h).is_some())
+        .filter(|h| doc.automerge().get_change_meta_by_hash(h).is_some())
         .copied()
         .collect();
     let changes = doc.automerge().get_changes(&known);
@@ -168,7 +171,7 @@ pub(crate) fn changes_since(doc: &RecordDoc, their: &[ChangeHash]) -> ChangeData
 pub(crate) fn has_all(doc: &RecordDoc, heads: &[ChangeHash]) -> bool {
     heads
         .iter()
-        .all(|h| doc.automerge().get_change_by_hash(h).is_some())
+        .all(|h| doc.automerge().get_change_meta_by_hash(h).is_some())
 }
 
 /// Whether a copy that outside changes were applied to must replace the
