@@ -14,7 +14,8 @@ pub struct Authed(pub Caller);
 /// A verified caller with the admin role.
 pub struct Admin(pub Caller);
 
-fn token(parts: &Parts) -> Option<String> {
+/// The access token of a request: the bearer header, else `?access_token=`.
+pub(crate) fn token(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let v = v.to_str().ok()?;
         let (scheme, rest) = v.split_once(' ')?;

@@ -60,7 +60,7 @@ impl ServerConfig {
     pub fn new(data: impl Into<PathBuf>) -> Self {
         Self {
             data: data.into(),
-            cache_bytes: 64 << 20,
+            cache_bytes: 48 << 20,
             sled_cache_bytes: 32 << 20,
             max_body_bytes: 16 << 20,
             limits: ResponderLimits {

@@ -68,7 +68,7 @@ struct ServeArgs {
     #[arg(long, env = "TPSYNC_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Estimated memory for loaded documents, in MiB.
-    #[arg(long, env = "TPSYNC_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "TPSYNC_CACHE_MB", default_value_t = 48)]
     cache_mb: usize,
     /// Largest request body, in KiB.
     #[arg(long, env = "TPSYNC_MAX_BODY_KB", default_value_t = 16 * 1024)]

@@ -145,23 +145,11 @@ async fn sync_once(
 async fn sync_ws(
     State(st): State<AppState>,
     Authed(caller): Authed,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
+    parts: axum::http::request::Parts,
     ws: WebSocketUpgrade,
 ) -> Response {
     // Keep the token: every message re-checks it (expiry, a revoked device).
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
-        .or_else(|| {
-            uri.query().and_then(|q| {
-                q.split('&')
-                    .find_map(|kv| kv.strip_prefix("access_token="))
-                    .map(str::to_owned)
-            })
-        })
-        .unwrap_or_default();
+    let token = crate::auth::token(&parts).unwrap_or_default();
     let max = st.config.max_body_bytes;
     ws.max_message_size(max)
         .on_upgrade(move |socket| ws_session(st, caller, token, socket))
