@@ -258,6 +258,13 @@ impl<S: Storage> Hub<S> {
         entry
             .last_used
             .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        if !write {
+            // Already loaded: share it (every phone reads the template).
+            let g = entry.slot.read_arc();
+            if g.is_some() {
+                return Ok(Hold::Read(g));
+            }
+        }
         let mut guard = entry.slot.write_arc();
         if guard.is_none() {
             let loaded = read_from_storage(&self.storage, &self.actor, id)?;
