@@ -113,6 +113,9 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Backups being written start with this name in the data directory.
+pub const BACKUP_TMP_PREFIX: &str = "backup-in-progress-";
+
 /// Opens the data directory and builds the state.
 pub fn open(config: ServerConfig) -> Result<AppState, String> {
     std::fs::create_dir_all(&config.data).map_err(|e| {
@@ -121,6 +124,17 @@ pub fn open(config: ServerConfig) -> Result<AppState, String> {
             config.data.display()
         )
     })?;
+    // A backup cut short by a crash leaves its temporary file: remove it.
+    if let Ok(dir) = std::fs::read_dir(&config.data) {
+        for e in dir.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(BACKUP_TMP_PREFIX)
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let db = sled::Config::new()
         .path(config.data.join("db"))
         .cache_capacity(config.sled_cache_bytes)

@@ -144,25 +144,46 @@ async fn rotate_key(
 }
 
 async fn backup(State(st): State<AppState>, Admin(a): Admin) -> Result<Response, ApiError> {
-    let (bytes, n) = blocking(move || {
+    // Written to a file in the data directory, then streamed: a county's
+    // backup is tens of MiB, which should not sit in the server's memory.
+    let path = st
+        .config
+        .data
+        .join(format!("{}{}.tmp", crate::BACKUP_TMP_PREFIX, now_ms()));
+    let p = path.clone();
+    let (n, len) = blocking(move || {
         // Exclusive: no write lands while the copy is taken.
         let _g = st.write_gate.write();
         st.db.flush().map_err(ApiError::internal)?;
-        let mut out = Vec::new();
+        let file = std::fs::File::create(&p).map_err(ApiError::internal)?;
+        let mut out = std::io::BufWriter::new(file);
         let n = crate::backup::export(&st.db, &mut out).map_err(ApiError::internal)?;
-        Ok((out, n))
+        let file = out.into_inner().map_err(ApiError::internal)?;
+        let len = file.metadata().map_err(ApiError::internal)?.len();
+        Ok((n, len))
     })
-    .await?;
-    tracing::info!(entries = n, bytes = bytes.len(), by = %a.username, "backup taken");
+    .await
+    .inspect_err(|_| {
+        let _ = std::fs::remove_file(&path);
+    })?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(ApiError::internal);
+    // Unlinked while open: the stream still reads it, and nothing is left
+    // behind whatever happens to the download.
+    let _ = std::fs::remove_file(&path);
+    let file = file?;
+    tracing::info!(entries = n, bytes = len, by = %a.username, "backup taken");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"tpsync-{}.backup\"", now_ms()),
             ),
         ],
-        bytes,
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)),
     )
         .into_response())
 }
