@@ -37,10 +37,10 @@ use crate::replica::{
     Loaded, PeerDocState,
 };
 use crate::store::{Storage, StorageKey};
-use crate::sync::wire::{from_wire, DocRequest, Message, Problem};
+use crate::sync::wire::{from_wire, Problem};
 use crate::sync::{
-    answer_decoded, decode_request, request_writes, Access, AccessPolicy, Answer, ResponderLimits,
-    SyncHost,
+    answer_decoded, decode_request, refusal, request_writes, settled_candidate, Access,
+    AccessPolicy, Answer, ResponderLimits, SyncHost,
 };
 
 /// How a hub holds documents in memory.
@@ -184,20 +184,15 @@ impl<S: Storage> Hub<S> {
         {
             let heads = self.heads.lock();
             for (id, req) in &docs {
-                if request_writes(req) {
-                    plan.insert(id.clone(), true);
-                    continue;
-                }
-                let stated = match req {
-                    DocRequest::Push { heads, .. } | DocRequest::Probe { heads } => heads,
-                    DocRequest::Automerge(_) => unreachable!("automerge requests write"),
-                };
-                match heads.get(id) {
-                    Some(mine) if from_wire(stated) == *mine => {
+                let mine = settled_candidate(req)
+                    .zip(heads.get(id))
+                    .filter(|(stated, mine)| from_wire(stated) == **mine);
+                match mine {
+                    Some((_, mine)) => {
                         settled.insert(id.clone(), mine.clone());
                     }
-                    _ => {
-                        plan.insert(id.clone(), false);
+                    None => {
+                        plan.insert(id.clone(), request_writes(req));
                     }
                 }
             }
@@ -360,14 +355,6 @@ impl<S: Storage> Hub<S> {
             compactions: self.counters.compactions.load(Ordering::Relaxed),
             settled_without_loading: self.counters.settled.load(Ordering::Relaxed),
         }
-    }
-}
-
-fn refusal(problems: Vec<Problem>) -> Answer {
-    Answer {
-        bytes: Message::Refused(problems.clone()).encode(),
-        changed: Vec::new(),
-        refused: Some(problems),
     }
 }
 

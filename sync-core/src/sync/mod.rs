@@ -15,6 +15,7 @@ pub use responder::{
     answer, answer_decoded, decode_request, request_writes, respond, Answer, RequestDocs,
     ResponderLimits, SyncHost,
 };
+pub(crate) use responder::{refusal, settled_candidate};
 pub use session::{SyncSession, SyncStats, DEFAULT_MAX_ROUNDS, PUSH_WITHOUT_MEMORY_LIMIT};
 pub use wire::{ChangeData, DocReply, DocRequest, Message, Problem};
 

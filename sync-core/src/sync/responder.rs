@@ -171,7 +171,7 @@ pub fn answer<H: SyncHost>(
     }
 }
 
-fn refusal(problems: Vec<Problem>) -> Answer {
+pub(crate) fn refusal(problems: Vec<Problem>) -> Answer {
     Answer {
         bytes: Message::Refused(problems.clone()).encode(),
         changed: Vec::new(),
@@ -352,7 +352,7 @@ fn respond_inner<H: SyncHost>(
 }
 
 /// The heads a request states when it brings no changes (nothing to apply).
-fn settled_candidate(req: &DocRequest) -> Option<&Vec<[u8; 32]>> {
+pub(crate) fn settled_candidate(req: &DocRequest) -> Option<&Vec<[u8; 32]>> {
     match req {
         DocRequest::Push { heads, data } if data.is_empty() => Some(heads),
         DocRequest::Probe { heads } => Some(heads),
