@@ -284,6 +284,23 @@ impl Client {
         })
     }
 
+    /// [`Client::sync`] for a replica shared between threads (a phone app's
+    /// store): the lock is taken only to build each request and to apply
+    /// each response, never held while the network is waited on.
+    pub fn sync_shared<S: Storage>(
+        &self,
+        access: &str,
+        replica: &parking_lot::Mutex<Replica<S>>,
+        server_peer: &PeerId,
+        scope: &[DocId],
+        progress: Option<&mut dyn FnMut(&SyncProgress)>,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<SyncStats, ClientError> {
+        crate::sync_loop::run_shared(replica, server_peer, scope, progress, cancel, |req| {
+            self.sync_round(access, req)
+        })
+    }
+
     /// Opens the sync WebSocket (`GET /v1/sync/ws`) with this client's
     /// address and timeouts.
     pub fn connect_ws(&self, access: &str) -> Result<WsSession, ClientError> {

@@ -22,6 +22,36 @@ pub(crate) fn run<S: Storage>(
     replica: &mut Replica<S>,
     server_peer: &PeerId,
     scope: &[DocId],
+    progress: Option<&mut dyn FnMut(&SyncProgress)>,
+    cancel: Option<&AtomicBool>,
+    round: impl FnMut(&[u8]) -> Result<Vec<u8>, ClientError>,
+) -> Result<SyncStats, ClientError> {
+    run_with(&mut |f| f(&mut *replica), server_peer, scope, progress, cancel, round)
+}
+
+/// [`run`] over a replica shared between threads: the lock is held while a
+/// request is built and while a response is applied, never while waiting
+/// for the network, so an app's writes go on during a slow sync. A write
+/// made between a request and its response is sent in a later round (the
+/// response records the peer's heads, not ours).
+pub(crate) fn run_shared<S: Storage>(
+    replica: &parking_lot::Mutex<Replica<S>>,
+    server_peer: &PeerId,
+    scope: &[DocId],
+    progress: Option<&mut dyn FnMut(&SyncProgress)>,
+    cancel: Option<&AtomicBool>,
+    round: impl FnMut(&[u8]) -> Result<Vec<u8>, ClientError>,
+) -> Result<SyncStats, ClientError> {
+    run_with(&mut |f| f(&mut replica.lock()), server_peer, scope, progress, cancel, round)
+}
+
+/// Runs `f` with the replica, however it is held.
+type WithReplica<'a, S> = dyn FnMut(&mut dyn FnMut(&mut Replica<S>)) + 'a;
+
+fn run_with<S: Storage>(
+    with: &mut WithReplica<'_, S>,
+    server_peer: &PeerId,
+    scope: &[DocId],
     mut progress: Option<&mut dyn FnMut(&SyncProgress)>,
     cancel: Option<&AtomicBool>,
     mut round: impl FnMut(&[u8]) -> Result<Vec<u8>, ClientError>,
@@ -31,7 +61,9 @@ pub(crate) fn run<S: Storage>(
         if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
             return Err(ClientError::Cancelled);
         }
-        let Some(request) = session.next_request(replica)? else {
+        let mut next = None;
+        with(&mut |r| next = Some(session.next_request(r)));
+        let Some(request) = next.expect("ran")? else {
             return Ok(session.stats().clone());
         };
         let response = match round(&request) {
@@ -41,7 +73,9 @@ pub(crate) fn run<S: Storage>(
                 return Err(e);
             }
         };
-        session.receive(replica, &response)?;
+        let mut received = None;
+        with(&mut |r| received = Some(session.receive(r, &response)));
+        received.expect("ran")?;
         if let Some(report) = progress.as_deref_mut() {
             let s = session.stats();
             report(&SyncProgress {

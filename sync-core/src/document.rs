@@ -292,6 +292,43 @@ impl RecordDoc {
         self.write_diff(ctx, &spec, &obj, &before, &after)
     }
 
+    /// Writes the fields in which `edited` differs from `base`, where `base`
+    /// is the record as the caller read it earlier and `edited` what the
+    /// caller wants. Fields the caller did not touch are left as they are now,
+    /// so an edit made on a stale read never reverts a change that arrived by
+    /// sync in between. Returns whether anything changed. For singleton kinds
+    /// `id` is ignored.
+    pub fn update_from<R: Record>(
+        &mut self,
+        ctx: &EditContext,
+        id: RecordId,
+        base: &R,
+        edited: &R,
+    ) -> Result<bool> {
+        let spec = R::SPEC;
+        let obj = self.record_obj(&spec, id)?.ok_or(Error::RecordNotFound {
+            doc: self.id.clone(),
+            id,
+        })?;
+        let current: R = self.read_record(&spec, &obj, (!spec.singleton).then_some(id))?;
+        let base: HashMap<&str, ScalarValue> = to_fields(&spec, base)?.into_iter().collect();
+        let now: HashMap<&str, ScalarValue> = to_fields(&spec, &current)?.into_iter().collect();
+        let changed: Vec<(&str, ScalarValue)> = to_fields(&spec, edited)?
+            .into_iter()
+            .filter(|(k, v)| base.get(k) != Some(v) && now.get(k) != Some(v))
+            .collect();
+        if changed.is_empty() {
+            return Ok(false);
+        }
+        self.commit(ctx, |tx| {
+            for (name, value) in changed {
+                tx.put(&obj, name, value)?;
+            }
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
     /// Changes the document's singleton record (the school profile, the
     /// template settings).
     pub fn update_singleton<R: Record>(
@@ -432,6 +469,15 @@ impl RecordDoc {
         Ok(self
             .record_obj(spec, id)?
             .map(|obj| serde_json::Value::Object(self.read_fields(spec, &obj))))
+    }
+
+    /// Whether any field of a record holds concurrent values (cheaper than
+    /// [`RecordDoc::conflicts`]: reads no values).
+    pub fn has_conflict(&self, spec: &RecordSpec, id: RecordId) -> Result<bool> {
+        Ok(match self.record_obj(spec, id)? {
+            Some(obj) => self.doc.map_range(&obj, ..).any(|item| item.conflict),
+            None => false,
+        })
     }
 
     /// The fields of a record that hold concurrent values.

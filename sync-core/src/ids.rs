@@ -337,6 +337,13 @@ impl From<RecordId> for String {
     }
 }
 
+// Across the FFI a record id is its 32 hex digits.
+#[cfg(feature = "uniffi")]
+uniffi::custom_type!(RecordId, String, {
+    lower: |id| id.to_string(),
+    try_lift: |text| text.parse().map_err(|e: IdError| uniffi::deps::anyhow::anyhow!("{e}")),
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,11 +31,17 @@
 //! assert_eq!(books.history(&<Book as sync_core::Record>::SPEC, id).unwrap().len(), 1 + 5 + 2);
 //! ```
 
+// With the "uniffi" feature the records, their codes and record ids are
+// uniffi types, so the mobile FFI exposes them as they are (mobile-ffi).
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("tpsync_core");
+
 mod document;
 mod error;
 pub mod harness;
 mod hub;
 mod ids;
+pub mod indicators;
 pub mod records;
 mod replica;
 pub mod schema;

@@ -266,6 +266,26 @@ impl<S: Storage> Replica<S> {
         load_peer_state(&self.storage, peer, doc)
     }
 
+    /// How many changes of `doc` `peer` is not known to have: every change
+    /// past the heads it had after our last completed exchange (past the
+    /// genesis change if we never completed one). Changes from a bundle or
+    /// another phone count too, until this peer has them.
+    pub fn unsent_changes(&mut self, peer: &PeerId, doc: &DocId) -> Result<usize> {
+        let state = self.peer_state(peer, doc)?;
+        let theirs: Vec<ChangeHash> = match &state.their_heads {
+            Some(heads) => heads.iter().map(|h| ChangeHash(*h)).collect(),
+            None => vec![RecordDoc::genesis_hash(doc)],
+        };
+        let am = self.doc(doc)?.automerge();
+        // Heads we do not hold (the peer has changes we lack) say nothing
+        // about what it lacks; count from those we hold.
+        let known: Vec<ChangeHash> = theirs
+            .into_iter()
+            .filter(|h| am.get_change_meta_by_hash(h).is_some())
+            .collect();
+        Ok(am.get_changes_meta(&known).len())
+    }
+
     /// Saves what we know of `peer`'s documents, atomically and durably.
     pub fn set_peer_states(&self, peer: &PeerId, states: &[(DocId, PeerDocState)]) -> Result<()> {
         store_peer_states(&self.storage, peer, states)

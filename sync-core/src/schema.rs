@@ -112,6 +112,7 @@ macro_rules! choice {
     ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
         pub enum $name {
             $( $(#[$vmeta])* #[serde(rename = $code)] $variant, )*
         }
@@ -140,6 +141,7 @@ macro_rules! record {
     ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $fty, )*

@@ -126,3 +126,128 @@ record! {
         note: Option<String> = opt(Text),
     }
 }
+
+impl StocktakeResult {
+    /// The result of counting `counted` where the ledger says `recorded`:
+    /// 损坏 if the counter marked it damaged, else 相符, 盘盈 or 盘亏.
+    pub fn classify(recorded: u32, counted: u32, damaged: bool) -> Self {
+        use std::cmp::Ordering::*;
+        match (damaged, counted.cmp(&recorded)) {
+            (true, _) => StocktakeResult::Damaged,
+            (false, Equal) => StocktakeResult::Match,
+            (false, Greater) => StocktakeResult::Surplus,
+            (false, Less) => StocktakeResult::Shortage,
+        }
+    }
+}
+
+/// What a counter entered for one item of a stocktake session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StocktakeCount {
+    pub session: RecordId,
+    /// The ledger item counted, or `None` for something found that is not
+    /// in the ledger (then `description` says what).
+    pub item: Option<RecordId>,
+    pub description: Option<String>,
+    pub counted_qty: u32,
+    pub damaged: bool,
+    pub note: Option<String>,
+    /// The counting device.
+    pub device: String,
+}
+
+impl StocktakeLine {
+    /// The line for a count, with the ledger's quantity read from the
+    /// equipment document `doc` (0 for an item not in the ledger) and the
+    /// result classified. Fails if the session or item does not exist, or
+    /// an unlisted find has no description.
+    pub fn from_count(doc: &crate::RecordDoc, count: StocktakeCount) -> crate::Result<Self> {
+        let missing = |id| crate::Error::RecordNotFound {
+            doc: doc.id().clone(),
+            id,
+        };
+        doc.get::<StocktakeSession>(count.session)?
+            .ok_or_else(|| missing(count.session))?;
+        let recorded_qty = match count.item {
+            Some(id) => doc.get::<EquipmentItem>(id)?.ok_or_else(|| missing(id))?.quantity,
+            None if count
+                .description
+                .as_deref()
+                .is_none_or(|d| d.trim().is_empty()) =>
+            {
+                return Err(crate::Error::InvalidValue {
+                    kind: "StocktakeLine",
+                    field: "description",
+                    problem: "an item not in the ledger needs a description of what was found".into(),
+                })
+            }
+            None => 0,
+        };
+        Ok(StocktakeLine {
+            session: count.session,
+            item: count.item,
+            description: count.description,
+            recorded_qty,
+            counted_qty: count.counted_qty,
+            result: StocktakeResult::classify(recorded_qty, count.counted_qty, count.damaged),
+            counted_by_device: count.device,
+            note: count.note,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::samples;
+    use crate::{DocId, DocKind, EditContext, RecordDoc, SchoolId};
+
+    #[test]
+    fn counts_are_classified_against_the_ledger() {
+        assert_eq!(StocktakeResult::classify(12, 12, false), StocktakeResult::Match);
+        assert_eq!(StocktakeResult::classify(12, 13, false), StocktakeResult::Surplus);
+        assert_eq!(StocktakeResult::classify(12, 11, false), StocktakeResult::Shortage);
+        assert_eq!(StocktakeResult::classify(12, 12, true), StocktakeResult::Damaged);
+
+        let ctx = EditContext {
+            user: "t1".parse().unwrap(),
+            device: "p1".parse().unwrap(),
+            now_ms: 0,
+        };
+        let school = SchoolId::new("4301230001").unwrap();
+        let mut doc = RecordDoc::genesis(DocId::school(&school, DocKind::Equipment).unwrap());
+        let item = RecordId::random();
+        doc.insert(&ctx, item, &samples::equipment(1)).unwrap();
+        let session = RecordId::random();
+        doc.insert(
+            &ctx,
+            session,
+            &StocktakeSession {
+                title: "秋季盘点".into(),
+                room: None,
+                started_on: "2026-11-01".into(),
+                status: StocktakeStatus::Open,
+                closed_on: None,
+            },
+        )
+        .unwrap();
+        let count = |item, description: Option<&str>, counted| StocktakeCount {
+            session,
+            item,
+            description: description.map(Into::into),
+            counted_qty: counted,
+            damaged: false,
+            note: None,
+            device: "p1".into(),
+        };
+        let line = StocktakeLine::from_count(&doc, count(Some(item), None, 11)).unwrap();
+        assert_eq!((line.recorded_qty, line.result), (12, StocktakeResult::Shortage));
+        let found = StocktakeLine::from_count(&doc, count(None, Some("旧地球仪"), 1)).unwrap();
+        assert_eq!((found.recorded_qty, found.result), (0, StocktakeResult::Surplus));
+        assert!(StocktakeLine::from_count(&doc, count(None, None, 1)).is_err());
+        assert!(StocktakeLine::from_count(&doc, count(Some(RecordId::random()), None, 1)).is_err());
+        let mut other = count(Some(item), None, 1);
+        other.session = RecordId::random();
+        assert!(StocktakeLine::from_count(&doc, other).is_err());
+    }
+}

@@ -4,21 +4,25 @@
 //! of one document kind. Removal is always a status with a reason; there is no
 //! delete. Money is in fen (分), never a float.
 
+mod any;
 mod archive;
 mod books;
 mod checklist;
 mod equipment;
 mod profile;
+mod query;
 mod review;
 mod template;
 
+pub use any::{status_codes, AnyRecord, RecordKind};
 pub use archive::{ArchiveBox, ArchiveItem, ArchiveItemStatus, BoxStatus, Retention};
 pub use books::{Book, BookStatus};
 pub use checklist::{ChecklistRow, ChecklistRowStatus, ImprovementPlan, PlanStatus, ValueSource};
 pub use equipment::{
-    EquipmentItem, EquipmentStatus, StocktakeLine, StocktakeResult, StocktakeSession,
+    EquipmentItem, EquipmentStatus, StocktakeCount, StocktakeLine, StocktakeResult, StocktakeSession,
     StocktakeStatus,
 };
+pub use query::{isbn13, FieldEquals, RecordPage, RecordQuery, StoredRecord};
 pub use profile::{SchoolProfile, SchoolType};
 pub use review::{ReviewAction, ReviewEvent, Section};
 pub use template::{
