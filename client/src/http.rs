@@ -619,6 +619,17 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_does_not_resolve_is_unreachable_not_a_cut() {
+        // `.invalid` never resolves (RFC 2606). Before the fix this was
+        // ConnectionLost ("the connection was cut"), found by the mobile
+        // API's Python tests.
+        let client = Client::new("http://no-such-host.invalid:8080", ClientConfig::default()).unwrap();
+        let e = client.health().unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
+        assert!(e.to_string().contains("does not resolve"), "{e}");
+    }
+
+    #[test]
     fn tokens_and_path_segments_are_made_safe() {
         assert!(bearer("abc.def-ghi_~").is_ok());
         assert!(matches!(

@@ -206,6 +206,14 @@ pub(crate) fn map_io(where_: &str, e: io::Error) -> ClientError {
     {
         return ClientError::Tls(tls.to_string());
     }
+    // A name that does not resolve reaches us as an uncategorised I/O
+    // error from getaddrinfo (std gives it no kind of its own); nothing was
+    // sent, so it is "unreachable", not a cut connection.
+    if e.to_string().contains("failed to lookup address information") {
+        return ClientError::Unreachable(format!(
+            "the name in {where_} does not resolve ({e}); check the server address and the network"
+        ));
+    }
     match e.kind() {
         K::ConnectionRefused => ClientError::Unreachable(format!(
             "{where_} refused the connection; is the server running?"

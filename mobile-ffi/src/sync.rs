@@ -395,7 +395,7 @@ impl Auth {
                 let session: Session = client.login(username.trim(), &password, device, None)?.into();
                 Auth {
                     access: session.access_token.clone(),
-                    refresh: None,
+                    refresh: Some(session.refresh_token.clone()),
                     renewed: Some(session),
                 }
             }

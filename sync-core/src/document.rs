@@ -184,7 +184,7 @@ impl RecordDoc {
         }
     }
 
-    fn off_schema(&self, at: Location, problem: impl Into<String>) -> Error {
+    pub(crate) fn off_schema(&self, at: Location, problem: impl Into<String>) -> Error {
         Error::Schema(SchemaError {
             doc: self.id.clone(),
             violations: vec![Violation {
@@ -429,8 +429,19 @@ impl RecordDoc {
         spec: &RecordSpec,
         obj: &ObjId,
     ) -> serde_json::Map<String, serde_json::Value> {
+        self.read_fields_flagged(spec, obj).0
+    }
+
+    /// A record's fields as JSON, and whether any of them is conflicted.
+    fn read_fields_flagged(
+        &self,
+        spec: &RecordSpec,
+        obj: &ObjId,
+    ) -> (serde_json::Map<String, serde_json::Value>, bool) {
         let mut map = serde_json::Map::new();
+        let mut conflicted = false;
         for item in self.doc.map_range(obj, ..) {
+            conflicted |= item.conflict;
             let ty = spec
                 .field(&item.key)
                 .map(|f| f.ty)
@@ -441,7 +452,33 @@ impl RecordDoc {
             };
             map.insert(item.key.to_string(), value);
         }
-        map
+        (map, conflicted)
+    }
+
+    /// Every record of a kind as its JSON fields (not yet checked against
+    /// the record type), with whether any field is conflicted, in id order.
+    /// One pass over the collection: what list screens filter and sort.
+    pub fn records_json(
+        &self,
+        spec: &RecordSpec,
+    ) -> Result<Vec<(RecordId, serde_json::Value, bool)>> {
+        let coll = self.collection(spec)?;
+        if spec.singleton {
+            let (map, conflicted) = self.read_fields_flagged(spec, &coll);
+            return Ok(vec![(RecordId::from_u128(0), map.into(), conflicted)]);
+        }
+        let mut out = Vec::new();
+        for item in self.doc.map_range(&coll, ..) {
+            let id: RecordId = item.key.parse().map_err(|_| {
+                self.off_schema(
+                    Location::record(spec.collection, &item.key),
+                    "key is not a record id",
+                )
+            })?;
+            let (map, conflicted) = self.read_fields_flagged(spec, &item.id());
+            out.push((id, map.into(), conflicted));
+        }
+        Ok(out)
     }
 
     fn read_record<R: Record>(

@@ -15,6 +15,7 @@
 pub mod county;
 pub mod frames;
 pub mod http;
+pub mod mobile;
 pub mod phone;
 pub mod server;
 

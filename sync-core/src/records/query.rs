@@ -124,9 +124,10 @@ impl RecordDoc {
             .map(|f| f.name)
             .collect();
 
-        let mut hits: Vec<(RecordId, AnyRecord, Value)> = Vec::new();
-        for (id, record) in self.list_any(query.kind)? {
-            let json = record.to_json();
+        // Filter and sort on the fields as read; only the page becomes
+        // typed records (a list screen asks for 50 of 2,000 books).
+        let mut hits: Vec<(RecordId, Value, bool)> = Vec::new();
+        for (id, json, conflicted) in self.records_json(spec)? {
             let keep = (query.statuses.is_empty()
                 || json
                     .get("status")
@@ -142,12 +143,12 @@ impl RecordDoc {
                         .any(|f| json.get(*f).and_then(Value::as_str).is_some_and(|v| n.found_in(v)))
                 });
             if keep {
-                hits.push((id, record, json));
+                hits.push((id, json, conflicted));
             }
         }
         if let Some(field) = &query.sort_by {
             hits.sort_by(|a, b| {
-                let ord = compare(a.2.get(field), b.2.get(field), query.descending);
+                let ord = compare(a.1.get(field), b.1.get(field), query.descending);
                 ord.then(a.0.cmp(&b.0))
             });
         } else if query.descending {
@@ -159,17 +160,18 @@ impl RecordDoc {
         } else {
             query.limit as usize
         };
-        let page: Vec<(RecordId, AnyRecord)> = hits
+        let records = hits
             .into_iter()
             .skip(query.offset as usize)
             .take(limit)
-            .map(|(id, r, _)| (id, r))
-            .collect();
-        let conflicted = self.conflicted_records(spec)?;
-        let records = page
-            .into_iter()
-            .map(|(id, record)| {
-                let conflicted_fields = if conflicted.contains(&id) {
+            .map(|(id, json, conflicted)| {
+                let record = AnyRecord::from_json(query.kind, json).map_err(|e| {
+                    self.off_schema(
+                        crate::schema::Location::record(spec.collection, &id.to_string()),
+                        format!("does not read as {}: {e}", spec.name),
+                    )
+                })?;
+                let conflicted_fields = if conflicted {
                     self.conflicts(spec, id)?
                         .into_iter()
                         .map(|c| c.field)
