@@ -82,3 +82,42 @@ fn the_mobile_api_through_python_against_a_real_server() {
     );
     server.stop();
 }
+
+/// `mobile-ffi/scripts/bindings.sh` builds the library and writes Kotlin and
+/// Swift bindings under the package and module names of the uniffi.toml
+/// files. (No Kotlin or Swift compiler runs here; the Python bindings above
+/// exercise the same C ABI.)
+#[test]
+fn the_bindings_script_generates_kotlin_and_swift() {
+    // Builds the same library as the test above (one cargo lock between them).
+    let _ = tpsync_tests::mobile::python_bindings();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).expect("the target folder");
+    let run = std::process::Command::new("bash")
+        .arg(workspace.join("mobile-ffi/scripts/bindings.sh"))
+        .arg(out.path())
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(workspace)
+        .output()
+        .expect("run bash");
+    assert!(
+        run.status.success(),
+        "bindings.sh failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |p: &str| {
+        std::fs::read_to_string(out.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    let kotlin = read("kotlin/org/tpsync/mobile/tpsync.kt");
+    assert!(kotlin.contains("package org.tpsync.mobile"));
+    assert!(kotlin.contains("class SchoolStore"));
+    assert!(kotlin.contains("import org.tpsync.core.AnyRecord"));
+    let core = read("kotlin/org/tpsync/core/tpsync_core.kt");
+    assert!(core.contains("data class Book("));
+    let swift = read("swift/Tpsync.swift");
+    assert!(swift.contains("open class SchoolStore"), "Swift SchoolStore");
+    assert!(read("swift/TpsyncCore.swift").contains("public struct Book"));
+    assert!(out.path().join("swift/tpsyncFFI.h").exists());
+}
