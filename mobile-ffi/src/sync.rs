@@ -312,6 +312,9 @@ impl SchoolStore {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    // ClientError is the client crate's error everywhere; boxing it here
+    // alone would buy nothing.
+    #[allow(clippy::result_large_err)]
     fn sync_with_server(
         &self,
         server_url: &str,
@@ -413,9 +416,6 @@ impl Auth {
     /// Runs `f` with the access token; if the server says the token is no
     /// longer good and a refresh token is at hand, refreshes once and runs
     /// `f` again (a sync resumes where it stopped).
-    // ClientError is the client crate's error everywhere; boxing it here
-    // alone would buy nothing.
-    #[allow(clippy::result_large_err)]
     fn call<T>(
         &mut self,
         client: &Client,
