@@ -623,7 +623,8 @@ mod tests {
         // `.invalid` never resolves (RFC 2606). Before the fix this was
         // ConnectionLost ("the connection was cut"), found by the mobile
         // API's Python tests.
-        let client = Client::new("http://no-such-host.invalid:8080", ClientConfig::default()).unwrap();
+        let client =
+            Client::new("http://no-such-host.invalid:8080", ClientConfig::default()).unwrap();
         let e = client.health().unwrap_err();
         assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
         assert!(e.to_string().contains("does not resolve"), "{e}");

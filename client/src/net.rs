@@ -209,7 +209,9 @@ pub(crate) fn map_io(where_: &str, e: io::Error) -> ClientError {
     // A name that does not resolve reaches us as an uncategorised I/O
     // error from getaddrinfo (std gives it no kind of its own); nothing was
     // sent, so it is "unreachable", not a cut connection.
-    if e.to_string().contains("failed to lookup address information") {
+    if e.to_string()
+        .contains("failed to lookup address information")
+    {
         return ClientError::Unreachable(format!(
             "the name in {where_} does not resolve ({e}); check the server address and the network"
         ));

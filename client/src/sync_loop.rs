@@ -26,7 +26,14 @@ pub(crate) fn run<S: Storage>(
     cancel: Option<&AtomicBool>,
     round: impl FnMut(&[u8]) -> Result<Vec<u8>, ClientError>,
 ) -> Result<SyncStats, ClientError> {
-    run_with(&mut |f| f(&mut *replica), server_peer, scope, progress, cancel, round)
+    run_with(
+        &mut |f| f(&mut *replica),
+        server_peer,
+        scope,
+        progress,
+        cancel,
+        round,
+    )
 }
 
 /// [`run`] over a replica shared between threads: the lock is held while a
@@ -42,7 +49,14 @@ pub(crate) fn run_shared<S: Storage>(
     cancel: Option<&AtomicBool>,
     round: impl FnMut(&[u8]) -> Result<Vec<u8>, ClientError>,
 ) -> Result<SyncStats, ClientError> {
-    run_with(&mut |f| f(&mut replica.lock()), server_peer, scope, progress, cancel, round)
+    run_with(
+        &mut |f| f(&mut replica.lock()),
+        server_peer,
+        scope,
+        progress,
+        cancel,
+        round,
+    )
 }
 
 /// Runs `f` with the replica, however it is held.

@@ -20,7 +20,7 @@ use sync_core::{
 };
 
 use crate::error::TpError;
-use crate::values::{FieldValue, HistoryEntry, FieldConflictView};
+use crate::values::{FieldConflictView, FieldValue, HistoryEntry};
 
 /// Where a store lives and whose it is.
 #[derive(Clone, Debug, uniffi::Record)]
@@ -210,7 +210,11 @@ impl SchoolStore {
     /// The school profile (学校概况).
     pub fn profile(&self) -> Result<SchoolProfile, TpError> {
         let doc = self.school_doc(DocKind::Profile)?;
-        Ok(self.replica.lock().doc(&doc)?.singleton::<SchoolProfile>()?)
+        Ok(self
+            .replica
+            .lock()
+            .doc(&doc)?
+            .singleton::<SchoolProfile>()?)
     }
 
     /// Saves an edit of the profile, like [`SchoolStore::update`].
@@ -292,7 +296,11 @@ impl SchoolStore {
 
     /// The fields of a record that hold concurrent values (edited on two
     /// devices at once). The first value is the one reads show.
-    pub fn conflicts(&self, kind: RecordKind, id: String) -> Result<Vec<FieldConflictView>, TpError> {
+    pub fn conflicts(
+        &self,
+        kind: RecordKind,
+        id: String,
+    ) -> Result<Vec<FieldConflictView>, TpError> {
         let id = parse_id(&id)?;
         let doc = self.readable_doc(kind)?;
         let mut replica = self.replica.lock();
@@ -341,8 +349,11 @@ impl SchoolStore {
     pub fn checklist(&self) -> Result<SchoolEvaluation, TpError> {
         let county = self.county.read().clone();
         let mut replica = self.replica.lock();
-        let profile: SchoolProfile = replica.doc(&self.school_doc(DocKind::Profile)?)?.singleton()?;
-        let equipment: Vec<EquipmentItem> = values(replica.doc(&self.school_doc(DocKind::Equipment)?)?.list()?);
+        let profile: SchoolProfile = replica
+            .doc(&self.school_doc(DocKind::Profile)?)?
+            .singleton()?;
+        let equipment: Vec<EquipmentItem> =
+            values(replica.doc(&self.school_doc(DocKind::Equipment)?)?.list()?);
         let books: Vec<Book> = values(replica.doc(&self.school_doc(DocKind::Books)?)?.list()?);
         let checklist = replica.doc(&self.school_doc(DocKind::Checklist)?)?;
         let rows: Vec<(RecordId, ChecklistRow)> = checklist.list()?;

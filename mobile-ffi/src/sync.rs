@@ -294,7 +294,11 @@ impl SchoolStore {
         let report = import_bundle(&mut replica, &policy, &bundle)?;
         Ok(BundleReport {
             documents_changed: report.docs_changed.iter().map(|d| d.to_string()).collect(),
-            documents_unchanged: report.docs_unchanged.iter().map(|d| d.to_string()).collect(),
+            documents_unchanged: report
+                .docs_unchanged
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
         })
     }
 }
@@ -354,7 +358,14 @@ impl SchoolStore {
             }
         };
         let stats = auth.call(&client, |access| {
-            client.sync_shared(access, &self.replica, &peer, &scope, Some(&mut report), flag)
+            client.sync_shared(
+                access,
+                &self.replica,
+                &peer,
+                &scope,
+                Some(&mut report),
+                flag,
+            )
         })?;
         Ok(SyncReport {
             round_trips: stats.round_trips,
@@ -392,10 +403,16 @@ struct Auth {
 }
 
 impl Auth {
-    fn start(client: &Client, credentials: Credentials, device: &DeviceId) -> Result<Self, TpError> {
+    fn start(
+        client: &Client,
+        credentials: Credentials,
+        device: &DeviceId,
+    ) -> Result<Self, TpError> {
         Ok(match credentials {
             Credentials::Password { username, password } => {
-                let session: Session = client.login(username.trim(), &password, device, None)?.into();
+                let session: Session = client
+                    .login(username.trim(), &password, device, None)?
+                    .into();
                 Auth {
                     access: session.access_token.clone(),
                     refresh: Some(session.refresh_token.clone()),
@@ -468,7 +485,9 @@ impl Exchange {
         let mut session = self.session.lock();
         let next = session.next_request(&mut self.store.replica.lock())?;
         if next.is_none() && self.peer.as_str() == SERVER_PEER {
-            self.store.meta.insert("last_success_ms", now_ms().to_string().as_bytes())?;
+            self.store
+                .meta
+                .insert("last_success_ms", now_ms().to_string().as_bytes())?;
             self.store.meta.remove("last_error")?;
         }
         Ok(next)

@@ -34,7 +34,10 @@ fn cargo_build(args: &[&str]) {
         .arg("--quiet")
         .args(args)
         .args(["--profile", &profile])
-        .env("CARGO_TARGET_DIR", profile_dir.parent().expect("target folder"))
+        .env(
+            "CARGO_TARGET_DIR",
+            profile_dir.parent().expect("target folder"),
+        )
         .current_dir(workspace)
         .stdin(Stdio::null())
         .output()
@@ -70,7 +73,11 @@ pub fn python_bindings() -> &'static Path {
             .args(["--language", "python", "--no-format", "--out-dir"])
             .arg(&package)
             // It reads each crate's uniffi.toml through `cargo metadata`.
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace"))
+            .current_dir(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .expect("workspace"),
+            )
             .stdin(Stdio::null())
             .output()
             .expect("run uniffi-bindgen");

@@ -117,7 +117,10 @@ fn the_bindings_script_generates_kotlin_and_swift() {
     let core = read("kotlin/org/tpsync/core/tpsync_core.kt");
     assert!(core.contains("data class Book("));
     let swift = read("swift/Tpsync.swift");
-    assert!(swift.contains("open class SchoolStore"), "Swift SchoolStore");
+    assert!(
+        swift.contains("open class SchoolStore"),
+        "Swift SchoolStore"
+    );
     assert!(read("swift/TpsyncCore.swift").contains("public struct Book"));
     assert!(out.path().join("swift/tpsyncFFI.h").exists());
 }

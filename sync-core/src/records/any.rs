@@ -278,8 +278,15 @@ mod tests {
             record: samples::book(1),
         };
         doc.insert_any(&ctx(), id, &book).unwrap();
-        doc.set_status(&ctx(), RecordKind::Book, id, "weeded", Some("破损"), Some("2026-11-01"))
-            .unwrap();
+        doc.set_status(
+            &ctx(),
+            RecordKind::Book,
+            id,
+            "weeded",
+            Some("破损"),
+            Some("2026-11-01"),
+        )
+        .unwrap();
         let Some(AnyRecord::Book { record }) = doc.get_any(RecordKind::Book, id).unwrap() else {
             panic!("the book is still there")
         };

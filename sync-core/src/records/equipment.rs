@@ -169,7 +169,11 @@ impl StocktakeLine {
         doc.get::<StocktakeSession>(count.session)?
             .ok_or_else(|| missing(count.session))?;
         let recorded_qty = match count.item {
-            Some(id) => doc.get::<EquipmentItem>(id)?.ok_or_else(|| missing(id))?.quantity,
+            Some(id) => {
+                doc.get::<EquipmentItem>(id)?
+                    .ok_or_else(|| missing(id))?
+                    .quantity
+            }
             None if count
                 .description
                 .as_deref()
@@ -178,7 +182,8 @@ impl StocktakeLine {
                 return Err(crate::Error::InvalidValue {
                     kind: "StocktakeLine",
                     field: "description",
-                    problem: "an item not in the ledger needs a description of what was found".into(),
+                    problem: "an item not in the ledger needs a description of what was found"
+                        .into(),
                 })
             }
             None => 0,
@@ -204,10 +209,22 @@ mod tests {
 
     #[test]
     fn counts_are_classified_against_the_ledger() {
-        assert_eq!(StocktakeResult::classify(12, 12, false), StocktakeResult::Match);
-        assert_eq!(StocktakeResult::classify(12, 13, false), StocktakeResult::Surplus);
-        assert_eq!(StocktakeResult::classify(12, 11, false), StocktakeResult::Shortage);
-        assert_eq!(StocktakeResult::classify(12, 12, true), StocktakeResult::Damaged);
+        assert_eq!(
+            StocktakeResult::classify(12, 12, false),
+            StocktakeResult::Match
+        );
+        assert_eq!(
+            StocktakeResult::classify(12, 13, false),
+            StocktakeResult::Surplus
+        );
+        assert_eq!(
+            StocktakeResult::classify(12, 11, false),
+            StocktakeResult::Shortage
+        );
+        assert_eq!(
+            StocktakeResult::classify(12, 12, true),
+            StocktakeResult::Damaged
+        );
 
         let ctx = EditContext {
             user: "t1".parse().unwrap(),
@@ -241,9 +258,15 @@ mod tests {
             device: "p1".into(),
         };
         let line = StocktakeLine::from_count(&doc, count(Some(item), None, 11)).unwrap();
-        assert_eq!((line.recorded_qty, line.result), (12, StocktakeResult::Shortage));
+        assert_eq!(
+            (line.recorded_qty, line.result),
+            (12, StocktakeResult::Shortage)
+        );
         let found = StocktakeLine::from_count(&doc, count(None, Some("旧地球仪"), 1)).unwrap();
-        assert_eq!((found.recorded_qty, found.result), (0, StocktakeResult::Surplus));
+        assert_eq!(
+            (found.recorded_qty, found.result),
+            (0, StocktakeResult::Surplus)
+        );
         assert!(StocktakeLine::from_count(&doc, count(None, None, 1)).is_err());
         assert!(StocktakeLine::from_count(&doc, count(Some(RecordId::random()), None, 1)).is_err());
         let mut other = count(Some(item), None, 1);

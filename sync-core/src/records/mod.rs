@@ -19,11 +19,11 @@ pub use archive::{ArchiveBox, ArchiveItem, ArchiveItemStatus, BoxStatus, Retenti
 pub use books::{Book, BookStatus};
 pub use checklist::{ChecklistRow, ChecklistRowStatus, ImprovementPlan, PlanStatus, ValueSource};
 pub use equipment::{
-    EquipmentItem, EquipmentStatus, StocktakeCount, StocktakeLine, StocktakeResult, StocktakeSession,
-    StocktakeStatus,
+    EquipmentItem, EquipmentStatus, StocktakeCount, StocktakeLine, StocktakeResult,
+    StocktakeSession, StocktakeStatus,
 };
-pub use query::{isbn13, FieldEquals, RecordPage, RecordQuery, StoredRecord};
 pub use profile::{SchoolProfile, SchoolType};
+pub use query::{isbn13, FieldEquals, RecordPage, RecordQuery, StoredRecord};
 pub use review::{ReviewAction, ReviewEvent, Section};
 pub use template::{
     CatalogueEntry, EntryStatus, IndicatorTemplate, Stage, TeachingPointPolicy, TemplateSettings,

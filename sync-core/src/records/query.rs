@@ -103,7 +103,11 @@ impl RecordDoc {
                 field: "status",
                 problem: format!("{} records have no status to filter on", spec.name),
             })?;
-            if let Some(bad) = query.statuses.iter().find(|s| !allowed.contains(&s.as_str())) {
+            if let Some(bad) = query
+                .statuses
+                .iter()
+                .find(|s| !allowed.contains(&s.as_str()))
+            {
                 return Err(Error::InvalidValue {
                     kind: spec.name,
                     field: "status",
@@ -138,9 +142,11 @@ impl RecordDoc {
                     .iter()
                     .all(|eq| as_text(json.get(&eq.field)) == eq.value)
                 && needle.as_ref().is_none_or(|n| {
-                    text_fields
-                        .iter()
-                        .any(|f| json.get(*f).and_then(Value::as_str).is_some_and(|v| n.found_in(v)))
+                    text_fields.iter().any(|f| {
+                        json.get(*f)
+                            .and_then(Value::as_str)
+                            .is_some_and(|v| n.found_in(v))
+                    })
                 });
             if keep {
                 hits.push((id, json, conflicted));
@@ -259,8 +265,9 @@ impl Needle {
         Self {
             lower: text.to_lowercase(),
             isbn: isbn13(text),
-            compact: (compact.len() >= 4 && compact.bytes().all(|b| b.is_ascii_digit() || b == b'X'))
-                .then_some(compact),
+            compact: (compact.len() >= 4
+                && compact.bytes().all(|b| b.is_ascii_digit() || b == b'X'))
+            .then_some(compact),
         }
     }
 
@@ -363,7 +370,10 @@ mod tests {
         q.descending = true;
         let page = doc.query(&q).unwrap();
         assert_eq!(page.total, 4);
-        assert_eq!(titles(&page), ["Harry Potter", "红楼梦", "水浒传", "西游记"]);
+        assert_eq!(
+            titles(&page),
+            ["Harry Potter", "红楼梦", "水浒传", "西游记"]
+        );
 
         q.offset = 1;
         q.limit = 2;
@@ -407,7 +417,10 @@ mod tests {
     fn isbn10_converts_to_isbn13() {
         assert_eq!(isbn13("7-02-000220-X").as_deref(), Some("9787020002207"));
         assert_eq!(isbn13("0-306-40615-2").as_deref(), Some("9780306406157"));
-        assert_eq!(isbn13("978-0-306-40615-7").as_deref(), Some("9780306406157"));
+        assert_eq!(
+            isbn13("978-0-306-40615-7").as_deref(),
+            Some("9780306406157")
+        );
         assert_eq!(isbn13("红楼梦"), None);
     }
 
