@@ -399,12 +399,7 @@ impl RecordDoc {
         let coll = self.collection(&spec)?;
         let mut out = Vec::new();
         for item in self.doc.map_range(&coll, ..) {
-            let id: RecordId = item.key.parse().map_err(|_| {
-                self.off_schema(
-                    Location::record(spec.collection, &item.key),
-                    "key is not a record id",
-                )
-            })?;
+            let id = self.record_key(&spec, &item.key)?;
             let obj = item.id();
             let r: R = self.read_record(&spec, &obj, Some(id))?;
             if keep(&r) {
@@ -455,6 +450,16 @@ impl RecordDoc {
         (map, conflicted)
     }
 
+    /// A collection's key as a record id, or the schema violation it is.
+    fn record_key(&self, spec: &RecordSpec, key: &str) -> Result<RecordId> {
+        key.parse().map_err(|_| {
+            self.off_schema(
+                Location::record(spec.collection, key),
+                "key is not a record id",
+            )
+        })
+    }
+
     /// Every record of a kind as its JSON fields (not yet checked against
     /// the record type), with whether any field is conflicted, in id order.
     /// One pass over the collection: what list screens filter and sort.
@@ -469,12 +474,7 @@ impl RecordDoc {
         }
         let mut out = Vec::new();
         for item in self.doc.map_range(&coll, ..) {
-            let id: RecordId = item.key.parse().map_err(|_| {
-                self.off_schema(
-                    Location::record(spec.collection, &item.key),
-                    "key is not a record id",
-                )
-            })?;
+            let id = self.record_key(spec, &item.key)?;
             let (map, conflicted) = self.read_fields_flagged(spec, &item.id());
             out.push((id, map.into(), conflicted));
         }
