@@ -194,6 +194,14 @@ impl RecordDoc {
         })
     }
 
+    /// The record's object, or `RecordNotFound`.
+    fn existing_record_obj(&self, spec: &RecordSpec, id: RecordId) -> Result<ObjId> {
+        self.record_obj(spec, id)?.ok_or(Error::RecordNotFound {
+            doc: self.id.clone(),
+            id,
+        })
+    }
+
     fn record_obj(&self, spec: &RecordSpec, id: RecordId) -> Result<Option<ObjId>> {
         if spec.singleton {
             return self.collection(spec).map(Some);
@@ -282,10 +290,7 @@ impl RecordDoc {
         f: impl FnOnce(&mut R),
     ) -> Result<bool> {
         let spec = R::SPEC;
-        let obj = self.record_obj(&spec, id)?.ok_or(Error::RecordNotFound {
-            doc: self.id.clone(),
-            id,
-        })?;
+        let obj = self.existing_record_obj(&spec, id)?;
         let before: R = self.read_record(&spec, &obj, Some(id))?;
         let mut after = before.clone();
         f(&mut after);
@@ -306,10 +311,7 @@ impl RecordDoc {
         edited: &R,
     ) -> Result<bool> {
         let spec = R::SPEC;
-        let obj = self.record_obj(&spec, id)?.ok_or(Error::RecordNotFound {
-            doc: self.id.clone(),
-            id,
-        })?;
+        let obj = self.existing_record_obj(&spec, id)?;
         let current: R = self.read_record(&spec, &obj, (!spec.singleton).then_some(id))?;
         let base: HashMap<&str, ScalarValue> = to_fields(&spec, base)?.into_iter().collect();
         let now: HashMap<&str, ScalarValue> = to_fields(&spec, &current)?.into_iter().collect();
@@ -317,16 +319,7 @@ impl RecordDoc {
             .into_iter()
             .filter(|(k, v)| base.get(k) != Some(v) && now.get(k) != Some(v))
             .collect();
-        if changed.is_empty() {
-            return Ok(false);
-        }
-        self.commit(ctx, |tx| {
-            for (name, value) in changed {
-                tx.put(&obj, name, value)?;
-            }
-            Ok(())
-        })?;
-        Ok(true)
+        self.put_fields(ctx, &obj, changed)
     }
 
     /// Changes the document's singleton record (the school profile, the
@@ -357,6 +350,17 @@ impl RecordDoc {
             .into_iter()
             .filter(|(k, v)| old.get(k) != Some(v))
             .collect();
+        self.put_fields(ctx, obj, changed)
+    }
+
+    /// Writes `changed` fields of a record in one change; `false` if there
+    /// are none (no empty change is made).
+    fn put_fields(
+        &mut self,
+        ctx: &EditContext,
+        obj: &ObjId,
+        changed: Vec<(&str, ScalarValue)>,
+    ) -> Result<bool> {
         if changed.is_empty() {
             return Ok(false);
         }
@@ -519,10 +523,7 @@ impl RecordDoc {
 
     /// The fields of a record that hold concurrent values.
     pub fn conflicts(&self, spec: &RecordSpec, id: RecordId) -> Result<Vec<FieldConflict>> {
-        let obj = self.record_obj(spec, id)?.ok_or(Error::RecordNotFound {
-            doc: self.id.clone(),
-            id,
-        })?;
+        let obj = self.existing_record_obj(spec, id)?;
         let mut out = Vec::new();
         for item in self.doc.map_range(&obj, ..) {
             if !item.conflict {
@@ -575,10 +576,7 @@ impl RecordDoc {
                 problem,
             )
         })?;
-        let obj = self.record_obj(spec, id)?.ok_or(Error::RecordNotFound {
-            doc: self.id.clone(),
-            id,
-        })?;
+        let obj = self.existing_record_obj(spec, id)?;
         self.commit(ctx, |tx| tx.put(&obj, field, scalar))?;
         Ok(())
     }
@@ -586,10 +584,7 @@ impl RecordDoc {
     /// Every change to a record, oldest first: its creation, then each field
     /// set, with who, which device, when, and old → new.
     pub fn history(&self, spec: &RecordSpec, id: RecordId) -> Result<Vec<FieldChange>> {
-        let obj = self.record_obj(spec, id)?.ok_or(Error::RecordNotFound {
-            doc: self.id.clone(),
-            id,
-        })?;
+        let obj = self.existing_record_obj(spec, id)?;
         let (target_ctr, target_actor) = match &obj {
             ObjId::Id(ctr, actor, _) => (*ctr, actor.clone()),
             ObjId::Root => return Ok(Vec::new()),
