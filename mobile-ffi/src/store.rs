@@ -15,8 +15,7 @@ use sync_core::records::{
 use sync_core::store::SledStorage;
 use sync_core::sync::DocSetPolicy;
 use sync_core::{
-    CountyId, DeviceId, DocId, DocKind, EditContext, PeerId, RecordDoc, RecordId, Replica,
-    SchoolId, UserId,
+    CountyId, DeviceId, DocId, DocKind, EditContext, PeerId, RecordId, Replica, SchoolId, UserId,
 };
 
 use crate::error::TpError;
@@ -369,8 +368,14 @@ impl SchoolStore {
             }
             None => (
                 Vec::new(),
-                RecordDoc::genesis(DocId::template(&CountyId::new("0").expect("a code")))
-                    .singleton::<TemplateSettings>()?,
+                TemplateSettings {
+                    teaching_point_policy: None,
+                    teaching_point_min_students: None,
+                    cv_limit_primary: None,
+                    cv_limit_junior: None,
+                    books_per_student_primary: None,
+                    books_per_student_junior: None,
+                },
                 Some("还不知道本校所属的县：同步一次后才有县里的指标模板".to_string()),
             ),
         };

@@ -8,40 +8,8 @@ use std::sync::OnceLock;
 
 static BINDINGS: OnceLock<PathBuf> = OnceLock::new();
 
-/// The profile folder of the running test (`target/debug`, …).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let deps = exe.parent().expect("the test executable's folder");
-    if deps.file_name().is_some_and(|n| n == "deps") {
-        deps.parent().expect("the profile folder").to_owned()
-    } else {
-        deps.to_owned()
-    }
-}
-
 fn cargo_build(args: &[&str]) {
-    let profile_dir = profile_dir();
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace folder");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .arg("build")
-        .arg("--quiet")
-        .args(args)
-        .args(["--profile", &profile])
-        .env(
-            "CARGO_TARGET_DIR",
-            profile_dir.parent().expect("target folder"),
-        )
-        .current_dir(workspace)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cargo build");
+    let out = crate::server::cargo_build(args);
     assert!(
         out.status.success(),
         "cargo build {args:?} failed:\n{}",
@@ -56,7 +24,7 @@ pub fn python_bindings() -> &'static Path {
     BINDINGS.get_or_init(|| {
         cargo_build(&["-p", "mobile-ffi", "--lib"]);
         cargo_build(&["-p", "uniffi-bindgen", "--bin", "uniffi-bindgen"]);
-        let dir = profile_dir();
+        let dir = crate::server::profile_dir();
         let lib = dir.join(format!(
             "{}mobile_ffi{}",
             std::env::consts::DLL_PREFIX,

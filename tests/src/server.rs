@@ -41,47 +41,13 @@ pub fn tpsync_bin() -> &'static Path {
         if let Some(p) = std::env::var_os("TPSYNC_BIN") {
             return PathBuf::from(p);
         }
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let deps = exe.parent().expect("the test executable's folder");
-        let profile_dir = if deps.file_name().is_some_and(|n| n == "deps") {
-            deps.parent().expect("the profile folder")
-        } else {
-            deps
-        };
+        let profile_dir = profile_dir();
         let bin = profile_dir.join(format!("tpsync{}", std::env::consts::EXE_SUFFIX));
         if std::env::var_os("TPSYNC_SKIP_BUILD").is_some() && bin.exists() {
             return bin;
         }
-        let profile = match profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-        {
-            "debug" => "dev".to_owned(),
-            other => other.to_owned(),
-        };
-        let target_dir = profile_dir.parent().expect("the target folder");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the workspace folder");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let started = Instant::now();
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "tpsync-server",
-                "--bin",
-                "tpsync",
-                "--profile",
-                &profile,
-            ])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(workspace)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cargo build for the tpsync binary");
+        let out = cargo_build(&["-p", "tpsync-server", "--bin", "tpsync"]);
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             if bin.exists() {
@@ -99,6 +65,46 @@ pub fn tpsync_bin() -> &'static Path {
         assert!(bin.exists(), "no tpsync binary at {}", bin.display());
         bin
     })
+}
+
+/// The profile folder of the running test executable (`target/debug`, …):
+/// where Cargo puts the workspace's binaries and libraries.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("the test executable's folder");
+    if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("the profile folder").to_owned()
+    } else {
+        deps.to_owned()
+    }
+}
+
+/// `cargo build --quiet ARGS` of this workspace into the running test's
+/// target folder and profile. Cargo does not hold its build lock while
+/// tests run, so this does not deadlock.
+pub fn cargo_build(args: &[&str]) -> Output {
+    let profile_dir = profile_dir();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace folder");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    Command::new(cargo)
+        .arg("build")
+        .arg("--quiet")
+        .args(args)
+        .args(["--profile", &profile])
+        .env(
+            "CARGO_TARGET_DIR",
+            profile_dir.parent().expect("the target folder"),
+        )
+        .current_dir(workspace)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo build")
 }
 
 /// A `tpsync` command with a clean environment (no `TPSYNC_*` variables

@@ -93,8 +93,8 @@ fn the_bindings_script_generates_kotlin_and_swift() {
     let _ = tpsync_tests::mobile::python_bindings();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).expect("the target folder");
+    let profile_dir = tpsync_tests::server::profile_dir();
+    let target = profile_dir.parent().expect("the target folder");
     let run = std::process::Command::new("bash")
         .arg(workspace.join("mobile-ffi/scripts/bindings.sh"))
         .arg(out.path())
