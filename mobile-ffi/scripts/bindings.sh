@@ -2,7 +2,11 @@
 # Builds libmobile_ffi for this machine and generates the Kotlin and Swift
 # bindings (and Python, which the tests use) from it.
 #
-#   mobile-ffi/scripts/bindings.sh [--release] [OUT_DIR]
+#   mobile-ffi/scripts/bindings.sh [--release] [--prebuilt] [OUT_DIR]
+#
+# --prebuilt skips the two `cargo build`s and uses the library and generator
+# already in the target folder (the tests build them with the workspace's
+# features; building them again with `-p` would rebuild their dependencies).
 #
 # OUT_DIR defaults to target/bindings. Package and module names come from
 # mobile-ffi/uniffi.toml (org.tpsync.mobile / Tpsync) and
@@ -19,12 +23,19 @@ if [[ "${1:-}" == "--release" ]]; then
   cargo_profile=(--release)
   shift
 fi
+build=1
+if [[ "${1:-}" == "--prebuilt" ]]; then
+  build=0
+  shift
+fi
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${1:-$root/target/bindings}"
 cd "$root"
 
-cargo build "${cargo_profile[@]}" -p mobile-ffi --lib
-cargo build "${cargo_profile[@]}" -p uniffi-bindgen --bin uniffi-bindgen
+if [[ $build == 1 ]]; then
+  cargo build "${cargo_profile[@]}" -p mobile-ffi --lib
+  cargo build "${cargo_profile[@]}" -p uniffi-bindgen --bin uniffi-bindgen
+fi
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 case "$(uname -s)" in

@@ -8,22 +8,14 @@ use std::sync::OnceLock;
 
 static BINDINGS: OnceLock<PathBuf> = OnceLock::new();
 
-fn cargo_build(args: &[&str]) {
-    let out = crate::server::cargo_build(args);
-    assert!(
-        out.status.success(),
-        "cargo build {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A folder holding the Python package `tpsync_mobile` (the generated
 /// modules `tpsync` and `tpsync_core`, and the library they load): put it
 /// on `PYTHONPATH`. Built once per test process.
 pub fn python_bindings() -> &'static Path {
     BINDINGS.get_or_init(|| {
-        cargo_build(&["-p", "mobile-ffi", "--lib"]);
-        cargo_build(&["-p", "uniffi-bindgen", "--bin", "uniffi-bindgen"]);
+        if let Err(err) = crate::server::build_workspace() {
+            panic!("cannot build the mobile library and uniffi-bindgen:\n{err}");
+        }
         let dir = crate::server::profile_dir();
         let lib = dir.join(format!(
             "{}mobile_ffi{}",

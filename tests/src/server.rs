@@ -25,12 +25,8 @@ static BIN: OnceLock<PathBuf> = OnceLock::new();
 /// The `tpsync` binary, built once per test process.
 ///
 /// It sits at `target/<profile>/tpsync`, beside the `deps/` folder that holds
-/// the running test executable. The test crate does not depend on the
-/// server (Cargo builds no binaries of dependencies), so the first call runs
-/// `cargo build -p tpsync-server --bin tpsync` into the same target
-/// directory and profile; when nothing changed that takes about a second,
-/// and it keeps the tests from running against a stale server. Cargo does
-/// not hold its build lock while tests run, so this does not deadlock.
+/// the running test executable. The first call runs [`build_workspace`], so
+/// the tests never run against a stale server.
 ///
 /// - `TPSYNC_BIN=/path/to/tpsync` uses that binary and builds nothing.
 /// - `TPSYNC_SKIP_BUILD=1` uses the binary in the target directory as it is.
@@ -46,21 +42,16 @@ pub fn tpsync_bin() -> &'static Path {
         if std::env::var_os("TPSYNC_SKIP_BUILD").is_some() && bin.exists() {
             return bin;
         }
-        let started = Instant::now();
-        let out = cargo_build(&["-p", "tpsync-server", "--bin", "tpsync"]);
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
+        if let Err(err) = build_workspace() {
             if bin.exists() {
                 eprintln!(
-                    "WARNING: `cargo build -p tpsync-server --bin tpsync` failed; the tests run \
-                     against the EXISTING, POSSIBLY STALE binary {}:\n{err}",
+                    "WARNING: building the workspace failed; the tests run against the \
+                     EXISTING, POSSIBLY STALE binary {}:\n{err}",
                     bin.display()
                 );
             } else {
                 panic!("cannot build the tpsync binary:\n{err}");
             }
-        } else if started.elapsed() > Duration::from_secs(5) {
-            eprintln!("built the tpsync binary in {:.1?}", started.elapsed());
         }
         assert!(bin.exists(), "no tpsync binary at {}", bin.display());
         bin
@@ -79,10 +70,40 @@ pub fn profile_dir() -> PathBuf {
     }
 }
 
-/// `cargo build --quiet ARGS` of this workspace into the running test's
-/// target folder and profile. Cargo does not hold its build lock while
-/// tests run, so this does not deadlock.
-pub fn cargo_build(args: &[&str]) -> Output {
+static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Builds the workspace's libraries and binaries (the server, the mobile
+/// library, `uniffi-bindgen`) into the running test's target folder and
+/// profile, once per test process.
+///
+/// It runs `cargo build --workspace --lib --bins --tests`: selecting the
+/// test targets makes Cargo unify features exactly as `cargo test
+/// --workspace` does, so after that command everything here is already
+/// fresh (only `uniffi-bindgen`, which has no integration tests, is linked)
+/// and the next `cargo test` rebuilds nothing. A narrower `cargo build -p …`
+/// would resolve other features and rebuild half the dependency tree, twice
+/// per test run. Cargo does not hold its build lock while tests run, so
+/// this does not deadlock.
+pub fn build_workspace() -> Result<(), String> {
+    BUILT
+        .get_or_init(|| {
+            let started = Instant::now();
+            let out = cargo(&["build", "--quiet", "--workspace", "--lib", "--bins", "--tests"]);
+            if started.elapsed() > Duration::from_secs(10) {
+                eprintln!("built the workspace in {:.1?}", started.elapsed());
+            }
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        })
+        .clone()
+}
+
+/// `cargo ARGS --profile <the running test's>` in this workspace, into the
+/// running test's target folder.
+fn cargo(args: &[&str]) -> Output {
     let profile_dir = profile_dir();
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev".to_owned(),
@@ -93,8 +114,6 @@ pub fn cargo_build(args: &[&str]) -> Output {
         .expect("the workspace folder");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     Command::new(cargo)
-        .arg("build")
-        .arg("--quiet")
         .args(args)
         .args(["--profile", &profile])
         .env(
@@ -104,7 +123,7 @@ pub fn cargo_build(args: &[&str]) -> Output {
         .current_dir(workspace)
         .stdin(Stdio::null())
         .output()
-        .expect("run cargo build")
+        .expect("run cargo")
 }
 
 /// A `tpsync` command with a clean environment (no `TPSYNC_*` variables

@@ -89,7 +89,8 @@ fn the_mobile_api_through_python_against_a_real_server() {
 /// exercise the same C ABI.)
 #[test]
 fn the_bindings_script_generates_kotlin_and_swift() {
-    // Builds the same library as the test above (one cargo lock between them).
+    // Builds the library and the generator with the workspace's features;
+    // the script then only generates (`--prebuilt`).
     let _ = tpsync_tests::mobile::python_bindings();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -97,6 +98,7 @@ fn the_bindings_script_generates_kotlin_and_swift() {
     let target = profile_dir.parent().expect("the target folder");
     let run = std::process::Command::new("bash")
         .arg(workspace.join("mobile-ffi/scripts/bindings.sh"))
+        .arg("--prebuilt")
         .arg(out.path())
         .env("CARGO_TARGET_DIR", target)
         .current_dir(workspace)
