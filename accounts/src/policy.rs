@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use sync_core::records::{review_level, ReviewEvent, ReviewLevel};
 use sync_core::sync::{Access, AccessPolicy};
-use sync_core::{CountyId, DocId, DocOwner, SchoolId};
+use sync_core::{CountyId, DocId, DocKind, DocOwner, RecordDoc, SchoolId};
 
 use crate::model::{County, Role, Scope, TownshipId};
 
@@ -33,8 +34,12 @@ enum Grant {
 ///   document included) and reads the county template;
 /// - township: reads and writes every document of the schools in their
 ///   township and reads the county template;
-/// - county: reads every document of every registered school and reads and
-///   writes the county template;
+/// - county: reads every document of every registered school, writes their
+///   review documents (acceptance), and reads and writes the county template;
+///
+/// and, inside a review document, each caller records only the review steps
+/// of their own level, under their own name, and changes no recorded step
+/// ([`AccessPolicy::check_write`]).
 /// - admin: no documents.
 ///
 /// Documents of schools that are not registered, and other counties'
@@ -42,6 +47,7 @@ enum Grant {
 #[derive(Clone, Debug)]
 pub struct CallerPolicy {
     who: String,
+    username: String,
     grant: Grant,
     org: Arc<OrgView>,
 }
@@ -66,7 +72,12 @@ impl CallerPolicy {
             Grant::County(c) => format!("county user '{username}' of county {c}"),
             Grant::Admin => format!("administrator '{username}'"),
         };
-        Ok(Self { who, grant, org })
+        Ok(Self {
+            who,
+            username: username.to_owned(),
+            grant,
+            org,
+        })
     }
 
     fn county_code(&self) -> Option<&CountyId> {
@@ -99,8 +110,9 @@ impl CallerPolicy {
                         "school {school} belongs to township {township}, not to yours"
                     )),
                     Grant::County(_) if !write => None,
+                    Grant::County(_) if doc.kind() == DocKind::Review => None,
                     Grant::County(_) => Some(
-                        "the county reads schools' documents; only the school and its township change them"
+                        "the county reads schools' documents (and records its acceptance in their review documents); only the school and its township change them"
                             .into(),
                     ),
                     Grant::Admin => unreachable!("handled above"),
@@ -158,7 +170,10 @@ impl CallerPolicy {
                 for school in self.org.schools.keys() {
                     DocId::all_for_school(school)
                         .into_iter()
-                        .for_each(|d| add(d, false));
+                        .for_each(|d| {
+                            let review = d.kind() == DocKind::Review;
+                            add(d, review)
+                        });
                 }
                 if self.county_code() == Some(own) {
                     template.into_iter().for_each(|d| add(d, true));
@@ -169,7 +184,74 @@ impl CallerPolicy {
     }
 }
 
+impl CallerPolicy {
+    fn level(&self) -> Option<ReviewLevel> {
+        match self.grant {
+            Grant::Teacher(_) => Some(ReviewLevel::School),
+            Grant::Township(_) => Some(ReviewLevel::Township),
+            Grant::County(_) => Some(ReviewLevel::County),
+            Grant::Admin => None,
+        }
+    }
+
+    /// Why the review steps `after` adds to `before` are not this caller's
+    /// to record, if they are not.
+    fn review_refusal(&self, before: &RecordDoc, after: &RecordDoc) -> Option<String> {
+        let read = |d: &RecordDoc| d.list::<ReviewEvent>().map_err(|e| e.to_string());
+        let old: BTreeMap<_, _> = match read(before) {
+            Ok(v) => v.into_iter().collect(),
+            Err(e) => return Some(e),
+        };
+        let new = match read(after) {
+            Ok(v) => v,
+            Err(e) => return Some(e),
+        };
+        for (id, e) in new {
+            match old.get(&id) {
+                Some(o) if *o == e => continue,
+                Some(_) => {
+                    return Some(format!(
+                        "review step {id} was changed; a recorded step is never changed, record a new step instead"
+                    ))
+                }
+                None => {}
+            }
+            if e.by_user != self.username {
+                return Some(format!(
+                    "review step {id} is recorded under the name '{}'; record steps under your own name ('{}')",
+                    e.by_user, self.username
+                ));
+            }
+            let needed = review_level(e.section, e.action);
+            if needed.is_none() || needed != self.level() {
+                let who = match needed {
+                    Some(ReviewLevel::School) => "the school",
+                    Some(ReviewLevel::Township) => "the township",
+                    Some(ReviewLevel::County) => "the county",
+                    None => "nobody",
+                };
+                return Some(format!(
+                    "review step {id} is a '{}' of '{}', which only {who} may record",
+                    e.action.code(),
+                    e.section.code()
+                ));
+            }
+        }
+        None
+    }
+}
+
 impl AccessPolicy for CallerPolicy {
+    fn check_write(&self, before: &RecordDoc, after: &RecordDoc) -> Result<(), String> {
+        if after.kind() != DocKind::Review {
+            return Ok(());
+        }
+        match self.review_refusal(before, after) {
+            None => Ok(()),
+            Some(why) => Err(format!("{} may not write {}: {why}", self.who, after.id())),
+        }
+    }
+
     fn check(&self, doc: &DocId, access: Access) -> Result<(), String> {
         match self.refusal(doc, access) {
             None => Ok(()),

@@ -375,6 +375,7 @@ impl SchoolStore {
                     cv_limit_junior: None,
                     books_per_student_primary: None,
                     books_per_student_junior: None,
+                    review_due: None,
                 },
                 Some("还不知道本校所属的县：同步一次后才有县里的指标模板".to_string()),
             ),

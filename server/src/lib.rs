@@ -15,6 +15,7 @@ pub mod backup;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod reports;
 mod routes;
 
 use std::net::SocketAddr;
@@ -103,6 +104,8 @@ pub struct AppState {
     /// Admits `max_concurrent_syncs` syncs at a time.
     pub sync_slots: Arc<tokio::sync::Semaphore>,
     pub started: Instant,
+    /// The township and county reports, kept current by a background task.
+    pub reports: reports::Shared,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -168,6 +171,7 @@ pub fn open(config: ServerConfig) -> Result<AppState, String> {
         write_gate: Arc::new(RwLock::new(())),
         sync_slots,
         started: Instant::now(),
+        reports: Arc::new(reports::Reports::default()),
     })
 }
 
@@ -184,6 +188,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let compactor = tokio::spawn(compact_in_background(state.clone()));
+    let reporter = tokio::spawn(reports::keep_current(state.clone()));
     let db = state.db.clone();
     let router = app(state);
     axum::serve(
@@ -193,6 +198,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await?;
     compactor.abort();
+    reporter.abort();
     db.flush_async().await.map_err(std::io::Error::other)?;
     tracing::info!("stopped; everything flushed");
     Ok(())

@@ -225,6 +225,54 @@ impl<S: Storage> Hub<S> {
         Ok(out)
     }
 
+    /// Edits a stored document as the server itself (a review step, a
+    /// ledger import): `f` changes a copy, which is validated against the
+    /// stored version (nothing erased, every record on schema) and committed
+    /// durably before this returns. If `f` or the validation fails, or the
+    /// store refuses the write, nothing changes. Returns `f`'s result and
+    /// whether the document changed.
+    pub fn edit<T>(
+        &self,
+        id: &DocId,
+        f: impl FnOnce(&mut RecordDoc) -> Result<T>,
+    ) -> Result<(T, bool)> {
+        let out = self.edit_held(id, f);
+        self.evict_to_budget();
+        out
+    }
+
+    fn edit_held<T>(
+        &self,
+        id: &DocId,
+        f: impl FnOnce(&mut RecordDoc) -> Result<T>,
+    ) -> Result<(T, bool)> {
+        let Hold::Write(mut guard) = self.hold(id, true)? else {
+            unreachable!("held for writing")
+        };
+        let l = guard.as_mut().expect("held documents are loaded");
+        let before = l.doc.heads();
+        let mut copy = l.doc.clone();
+        copy.set_actor(self.actor.clone());
+        let out = f(&mut copy)?;
+        copy.validate_since(&before)?;
+        let previous = std::mem::replace(&mut l.doc, copy);
+        let Some((key, bytes, heads)) = pending_chunk(id, l) else {
+            return Ok((out, false));
+        };
+        if let Err(e) = self.storage.put_many(&[(key.clone(), bytes.clone())]) {
+            l.doc = previous;
+            return Err(e.into());
+        }
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        written(&self.storage, l, key, bytes.len(), heads.clone())?;
+        let estimate = self.estimate(l);
+        if let Some(e) = self.entries.lock().get(id) {
+            e.estimated.store(estimate, Ordering::Relaxed);
+        }
+        self.heads.lock().insert(id.clone(), heads);
+        Ok((out, true))
+    }
+
     /// A document's heads, without loading it if they are known.
     pub fn heads(&self, id: &DocId) -> Result<Vec<ChangeHash>> {
         if let Some(h) = self.heads.lock().get(id) {

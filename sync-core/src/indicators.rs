@@ -1401,6 +1401,7 @@ pub fn reference_template() -> (Vec<IndicatorTemplate>, TemplateSettings) {
         cv_limit_junior: Some(0.45),
         books_per_student_primary: Some(25.0),
         books_per_student_junior: Some(35.0),
+        review_due: None,
     };
     (indicators, settings)
 }

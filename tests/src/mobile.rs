@@ -23,7 +23,9 @@ pub fn python_bindings() -> &'static Path {
             std::env::consts::DLL_SUFFIX
         ));
         assert!(lib.exists(), "no library at {}", lib.display());
-        let root = std::env::temp_dir().join(format!("tpsync-python-{}", std::process::id()));
+        // In the target folder, replaced on every run (a copy of the
+        // library per run in the temp folder filled the disk).
+        let root = dir.join("python-bindings");
         let package = root.join("tpsync_mobile");
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&package).expect("create the bindings folder");

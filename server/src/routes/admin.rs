@@ -60,12 +60,16 @@ async fn import_schools(
     Query(q): Query<ImportQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let st2 = st.clone();
     let report: SchoolImport = blocking(move || {
         let _g = st.write_gate.read();
         Ok(st.accounts.import_schools_csv(&body, q.dry_run)?)
     })
     .await?;
     if report.errors.is_empty() {
+        if !q.dry_run {
+            st2.reports.registry_changed();
+        }
         return Ok(Json(report).into_response());
     }
     let mut e = ApiError::new(

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod ops;
+mod reports;
 mod sync;
 
 use axum::extract::DefaultBodyLimit;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
             Router::new()
                 .merge(auth::router().layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
                 .merge(sync::router().layer(DefaultBodyLimit::max(max_body)))
+                .merge(reports::router().layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
                 .nest(
                     "/admin",
                     admin::router().layer(DefaultBodyLimit::max(max_body)),

@@ -132,6 +132,9 @@ async fn sync_once(
     if let Some(p) = &answer.refused {
         tracing::info!(device = %caller.device, user = %caller.username, problems = ?p, "sync refused");
     }
+    if answer.refused.is_none() {
+        crate::reports::record_sync(st, caller.device.as_str(), now_ms());
+    }
     if !answer.changed.is_empty() {
         tracing::debug!(device = %caller.device, docs = answer.changed.len(), "documents changed");
         let _ = st.changes.send(Arc::new(Changed {

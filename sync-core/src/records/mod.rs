@@ -24,7 +24,7 @@ pub use equipment::{
 };
 pub use profile::{SchoolProfile, SchoolType};
 pub use query::{isbn13, FieldEquals, RecordPage, RecordQuery, StoredRecord};
-pub use review::{ReviewAction, ReviewEvent, Section};
+pub use review::{review_level, ReviewAction, ReviewEvent, ReviewLevel, Section};
 pub use template::{
     CatalogueEntry, EntryStatus, IndicatorTemplate, Stage, TeachingPointPolicy, TemplateSettings,
 };
@@ -256,6 +256,7 @@ pub(crate) mod samples {
                     cv_limit_junior: Some(0.45),
                     books_per_student_primary: Some(25.0),
                     books_per_student_junior: Some(35.0),
+                    review_due: Some("2026-12-15".into()),
                 })),
             ),
         ]

@@ -47,3 +47,32 @@ record! {
         at: i64 = req(Timestamp),
     }
 }
+
+/// Who takes a review step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewLevel {
+    /// The school or teaching point (its teacher).
+    School,
+    /// The township central school.
+    Township,
+    /// The county education bureau.
+    County,
+}
+
+/// Which level may take `action` on `section`: the school submits its
+/// sections; the township approves, returns or revokes them and submits
+/// the school as a whole; the county accepts, returns or revokes the whole.
+/// Only the level above undoes an approval. `None`: the step does not exist
+/// (a township "accept", a county "approve" of one section).
+pub fn review_level(section: Section, action: ReviewAction) -> Option<ReviewLevel> {
+    use ReviewAction::*;
+    match (section == Section::Whole, action) {
+        (false, Submit) => Some(ReviewLevel::School),
+        (false, Approve | Return | Revoke) => Some(ReviewLevel::Township),
+        (false, Accept) => None,
+        (true, Submit) => Some(ReviewLevel::Township),
+        (true, Accept | Return | Revoke) => Some(ReviewLevel::County),
+        (true, Approve) => None,
+    }
+}

@@ -77,5 +77,8 @@ record! {
         books_per_student_primary: Option<f64> = opt(Decimal),
         /// 生均图书 册, 初中
         books_per_student_junior: Option<f64> = opt(Decimal),
+        /// 上报截止日期: schools submit their sections by this date (China
+        /// time, the whole day counts); completeness reports "on time" against it.
+        review_due: Option<String> = opt(Date),
     }
 }

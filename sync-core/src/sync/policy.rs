@@ -15,6 +15,19 @@ pub enum Access {
 pub trait AccessPolicy {
     /// `Ok` if allowed; `Err` says why not, for a person.
     fn check(&self, doc: &DocId, access: Access) -> Result<(), String>;
+
+    /// Checks what a write brings to a document it may write (`before` the
+    /// stored version, `after` with the caller's changes applied, already
+    /// on schema). The default allows anything the schema allows; a server
+    /// uses it for rules about content, such as who may record which review
+    /// step.
+    fn check_write(
+        &self,
+        _before: &crate::RecordDoc,
+        _after: &crate::RecordDoc,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Allows everything (a device syncing with itself, tests).

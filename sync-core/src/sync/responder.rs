@@ -260,7 +260,12 @@ fn respond_inner<H: SyncHost>(
             }
             _ => Ok(()),
         };
-        if let Err(p) = applied.and_then(|_| check_result(&before, &after)) {
+        let checked = applied.and_then(|_| check_result(&before, &after)).and_then(|_| {
+            policy
+                .check_write(&before, &after)
+                .map_err(|why| Problem::new(Some(id), "forbidden", why))
+        });
+        if let Err(p) = checked {
             problems.push(p);
             continue;
         }
