@@ -168,12 +168,10 @@ impl CallerPolicy {
             }
             Grant::County(own) => {
                 for school in self.org.schools.keys() {
-                    DocId::all_for_school(school)
-                        .into_iter()
-                        .for_each(|d| {
-                            let review = d.kind() == DocKind::Review;
-                            add(d, review)
-                        });
+                    DocId::all_for_school(school).into_iter().for_each(|d| {
+                        let review = d.kind() == DocKind::Review;
+                        add(d, review)
+                    });
                 }
                 if self.county_code() == Some(own) {
                     template.into_iter().for_each(|d| add(d, true));

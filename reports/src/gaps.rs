@@ -128,7 +128,10 @@ pub fn school_gaps(
             .collect();
         let problem = if items.is_empty() {
             Some("缺失")
-        } else if items.iter().any(|(_, i)| i.status == ArchiveItemStatus::Filed) {
+        } else if items
+            .iter()
+            .any(|(_, i)| i.status == ArchiveItemStatus::Filed)
+        {
             if items
                 .iter()
                 .any(|(_, i)| i.status == ArchiveItemStatus::Filed && i.box_id.is_some())
@@ -266,7 +269,10 @@ pub fn submission_problems(
                     matches!(
                         e.status,
                         EquipmentStatus::Scrapped | EquipmentStatus::Missing
-                    ) && e.status_reason.as_deref().is_none_or(|r| r.trim().is_empty())
+                    ) && e
+                        .status_reason
+                        .as_deref()
+                        .is_none_or(|r| r.trim().is_empty())
                 })
                 .count();
             if no_reason > 0 {

@@ -192,7 +192,12 @@ impl Entry {
         profile
             .school_code
             .get_or_insert_with(|| self.meta.code.to_string());
-        let equipment: Vec<_> = self.facts.equipment.iter().map(|(_, e)| e.clone()).collect();
+        let equipment: Vec<_> = self
+            .facts
+            .equipment
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect();
         let books = self.facts.books.as_lines();
         self.evaluation = evaluate_school(&SchoolInput {
             profile: &profile,
@@ -226,8 +231,7 @@ trait DefaultProfile {
 impl DefaultProfile for Option<sync_core::records::SchoolProfile> {
     fn unwrap_or_default_profile(self) -> sync_core::records::SchoolProfile {
         self.unwrap_or_else(|| {
-            serde_json::from_value(serde_json::json!({}))
-                .expect("every profile field is optional")
+            serde_json::from_value(serde_json::json!({})).expect("every profile field is optional")
         })
     }
 }
@@ -317,8 +321,8 @@ impl ReadModel {
         for (code, meta) in keep {
             match self.schools.get_mut(&code) {
                 Some(e) => {
-                    let changed = e.meta.school_type != meta.school_type
-                        || e.meta.name != meta.name;
+                    let changed =
+                        e.meta.school_type != meta.school_type || e.meta.name != meta.name;
                     e.meta = meta;
                     if changed {
                         e.refresh(&self.template);
@@ -354,7 +358,12 @@ impl ReadModel {
                     source,
                 };
                 self.template = TemplateFacts {
-                    indicators: doc.list().map_err(err)?.into_iter().map(|(_, r)| r).collect(),
+                    indicators: doc
+                        .list()
+                        .map_err(err)?
+                        .into_iter()
+                        .map(|(_, r)| r)
+                        .collect(),
                     settings: doc.singleton().map_err(err)?,
                     catalogue: doc.list().map_err(err)?,
                 };
@@ -439,7 +448,12 @@ impl ReadModel {
     /// Why `section` of `code` cannot be submitted (empty: it can).
     pub fn submission_problems(&self, code: &SchoolId, section: Section) -> Option<Vec<String>> {
         let e = self.schools.get(code)?;
-        Some(submission_problems(section, &e.facts, &e.evaluation, &e.gaps))
+        Some(submission_problems(
+            section,
+            &e.facts,
+            &e.evaluation,
+            &e.gaps,
+        ))
     }
 
     /// The schools of a township, or all.
@@ -477,8 +491,7 @@ impl ReadModel {
                         all.push(e.meta.township.clone());
                     }
                 }
-                self.by_township
-                    .retain(|k, _| all.contains(k));
+                self.by_township.retain(|k, _| all.contains(k));
                 all
             }
         };
@@ -512,7 +525,13 @@ impl ReadModel {
         self.county = Arc::new(county);
     }
 
-    fn area(&self, scope: &str, name: &str, township: Option<&str>, due_ms: Option<i64>) -> AreaReport {
+    fn area(
+        &self,
+        scope: &str,
+        name: &str,
+        township: Option<&str>,
+        due_ms: Option<i64>,
+    ) -> AreaReport {
         let entries: Vec<&Entry> = self
             .schools
             .values()

@@ -143,8 +143,10 @@ pub fn section_state(
     events: &[(RecordId, ReviewEvent)],
     current_heads: Option<&[String]>,
 ) -> SectionState {
-    let mut mine: Vec<&(RecordId, ReviewEvent)> =
-        events.iter().filter(|(_, e)| e.section == section).collect();
+    let mut mine: Vec<&(RecordId, ReviewEvent)> = events
+        .iter()
+        .filter(|(_, e)| e.section == section)
+        .collect();
     mine.sort_by_key(|(id, e)| (e.at, *id));
     let mut status = ReviewStatus::Draft;
     let mut first_submitted = None;
@@ -274,7 +276,11 @@ mod tests {
         assert_eq!(s.status, ReviewStatus::Approved);
         let applied: Vec<bool> = s.events.iter().map(|e| e.applied).collect();
         assert_eq!(applied, [false, true, true, false]);
-        assert!(s.events[0].not_applied_because.as_deref().unwrap().contains("未提交"));
+        assert!(s.events[0]
+            .not_applied_because
+            .as_deref()
+            .unwrap()
+            .contains("未提交"));
     }
 
     #[test]

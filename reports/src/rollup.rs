@@ -150,16 +150,19 @@ pub fn stage_rollup(
             left_out.push(LeftOut {
                 code: m.code.into(),
                 name: m.name.into(),
-                why: format!("县里规定教学点并入中心校，但中心校 {parent} 不在本范围的{}学校中", stage_label(stage)),
+                why: format!(
+                    "县里规定教学点并入中心校，但中心校 {parent} 不在本范围的{}学校中",
+                    stage_label(stage)
+                ),
             });
             continue;
         };
         for ind in se.indicators.iter().chain(std::iter::once(&se.books)) {
             if let Some(((p, x), _)) = host.values.get_mut(&ind.code) {
                 *x = match (*x, ind.value) {
-                    (Some(a), Some(b)) if *p + se.students > 0 => Some(
-                        (a * *p as f64 + b * se.students as f64) / (*p + se.students) as f64,
-                    ),
+                    (Some(a), Some(b)) if *p + se.students > 0 => {
+                        Some((a * *p as f64 + b * se.students as f64) / (*p + se.students) as f64)
+                    }
                     (a, _) => a,
                 };
                 *p += se.students;
@@ -184,11 +187,13 @@ pub fn stage_rollup(
         .find(|s| s.stage == stage);
     let mut codes: Vec<(String, String, Option<String>, Option<f64>)> = Vec::new();
     for w in WellKnown::ALL {
-        let from_eval = template_like
-            .and_then(|s| s.indicators.iter().find(|i| i.code == w.code()));
+        let from_eval =
+            template_like.and_then(|s| s.indicators.iter().find(|i| i.code == w.code()));
         codes.push((
             w.code().into(),
-            from_eval.map(|i| i.name.clone()).unwrap_or_else(|| w.name().into()),
+            from_eval
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| w.name().into()),
             Some(w.unit().into()),
             from_eval.and_then(|i| i.threshold),
         ));

@@ -10,6 +10,8 @@
 //! The only crate that knows HTTP and JSON problem documents is this one;
 //! sync-core stays sans-IO and the accounts crate knows nothing of HTTP.
 
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod backup;
 pub mod metrics;
@@ -17,6 +19,7 @@ pub mod openapi;
 pub mod problem;
 pub mod reports;
 mod routes;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

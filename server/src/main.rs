@@ -6,6 +6,7 @@
 //!     tpsync restore --from county.backup --data ./restored
 //!     tpsync local demo --data ./tpsync-local
 
+mod demo;
 mod local;
 
 // jemalloc (tikv-jemallocator, the allocator TiKV ships), returning freed
@@ -57,6 +58,9 @@ enum Cmd {
     },
     /// Local stores without a server: a demo, in-process sync, bundles.
     Local(local::LocalArgs),
+    /// Run the server with a sample county (seeded over HTTP on first
+    /// start): the dashboards filled, logins printed.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Serve(a) => serve(a),
+        Cmd::Demo(a) => demo::run(a),
         Cmd::Local(a) => return local::run(a),
         Cmd::Restore { from, data } => tpsync_server::backup::restore(&from, &data).map(|n| {
             println!(

@@ -77,7 +77,9 @@ pub fn apply_docs(st: &AppState, docs: &[DocId]) {
         let r = st.hub.read(id, |d| st.reports.model.write().apply(d));
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(doc = %id, error = %e, "reports could not read a document"),
+            Ok(Err(e)) => {
+                tracing::error!(doc = %id, error = %e, "reports could not read a document")
+            }
             Err(e) => tracing::error!(doc = %id, error = %e, "reports could not load a document"),
         }
     }
@@ -209,7 +211,9 @@ pub fn devices_seen(st: &AppState) -> Result<Vec<DeviceSeen>, ApiError> {
         if d.revoked_ms.is_some() {
             continue;
         }
-        let Some(user) = users.get(&d.user) else { continue };
+        let Some(user) = users.get(&d.user) else {
+            continue;
+        };
         if user.role != Role::Teacher || user.disabled {
             continue;
         }

@@ -115,7 +115,7 @@ pub fn preview_import(
         unknown_columns: header.unknown.clone(),
         total_rows: data.len(),
     };
-    let key_label = header.label(kind.key_field());
+    let key_label = kind.key_field().label();
     let mut first_seen: HashMap<String, usize> = HashMap::new();
     for (index, cells) in data {
         let mut row = RowReader {
@@ -162,20 +162,9 @@ struct Header {
     /// For each field read: its column and its header as written.
     columns: BTreeMap<Field, (usize, String)>,
     unknown: Vec<String>,
-    /// Every header as written, for the error when columns are missing.
+    /// The headers as written (the first 30, cut to 30 characters), for
+    /// the error when columns are missing.
     written: Vec<String>,
-}
-
-impl Header {
-    /// The field's usual name, for messages.
-    fn label(&self, field: Field) -> &'static str {
-        let header = [LedgerKind::Equipment, LedgerKind::Books]
-            .iter()
-            .flat_map(|k| k.columns())
-            .find(|c| c.field == field)
-            .map_or("", |c| c.header);
-        header.split('(').next().unwrap_or(header)
-    }
 }
 
 /// The first sheet whose header row has every required column, or the
@@ -207,7 +196,7 @@ fn find_header(kind: LedgerKind, grids: &[Grid]) -> Result<(&Grid, Header), Shee
             .columns()
             .iter()
             .filter(|c| c.required && !found.contains_key(&c.field))
-            .map(|c| c.header.split('(').next().unwrap_or(c.header).to_owned())
+            .map(|c| c.field.label().to_owned())
             .collect(),
         found: written,
     })
@@ -225,7 +214,9 @@ fn match_header(kind: LedgerKind, row: usize, cells: &[Cell]) -> Header {
         if written.is_empty() {
             continue;
         }
-        header.written.push(written.clone());
+        if header.written.len() < 30 {
+            header.written.push(written.chars().take(30).collect());
+        }
         let key = header_key(&written);
         if IGNORED_HEADERS.contains(&key.as_str()) {
             continue;
@@ -304,7 +295,7 @@ impl RowReader<'_> {
         let Some(cell) = self.cell(field) else {
             return Some(None);
         };
-        match parse(cell, self.header.label(field)) {
+        match parse(cell, field.label()) {
             Ok(v) => Some(Some(v)),
             Err(message) => {
                 self.error(field, message);
@@ -318,8 +309,11 @@ impl RowReader<'_> {
         match self.optional(field, parse)? {
             Some(v) => Some(v),
             None => {
-                let label = self.header.label(field);
-                self.error(field, format!("{label}为空：这一列必须填写{label}"));
+                let label = field.label();
+                self.error(
+                    field,
+                    format!("{label}为空：每一行都必须填写{label}，请补上"),
+                );
                 None
             }
         }

@@ -76,6 +76,19 @@ pub(crate) enum Field {
     Amount,
 }
 
+impl Field {
+    /// The field's usual Chinese name, for messages: its exported header
+    /// without the unit (`单价`, not `单价(元)`).
+    pub(crate) fn label(self) -> &'static str {
+        let header = EQUIPMENT_COLUMNS
+            .iter()
+            .chain(BOOK_COLUMNS)
+            .find(|c| c.field == self)
+            .map_or("", |c| c.header);
+        header.split('(').next().unwrap_or(header)
+    }
+}
+
 /// One column: the header written on export, and every header accepted for
 /// it on import, as [`header_key`] gives them (the English field name
 /// among them). A header is matched whole, or else without a trailing
@@ -108,198 +121,48 @@ const fn req(field: Field, header: &'static str, names: &'static [&'static str])
 /// Headers that are known and not read: 序号 (row numbers).
 pub(crate) const IGNORED_HEADERS: &[&str] = &["序号", "行号", "no.", "no", "#"];
 
-const AMOUNT_NAMES: &[&str] = &[
-    "金额",
-    "总价",
-    "总金额",
-    "金额合计",
-    "价值",
-    "总价值",
-    "amount",
-];
+#[rustfmt::skip]
+const AMOUNT_NAMES: &[&str] = &["金额", "总价", "总金额", "金额合计", "价值", "总价值", "amount"];
 const STATUS_REASON_NAMES: &[&str] = &["状态原因", "原因", "变动原因", "status_reason"];
 const STATUS_DATE_NAMES: &[&str] = &["状态日期", "变动日期", "status_date"];
 
 use Field::*;
 
+#[rustfmt::skip]
 static EQUIPMENT_COLUMNS: &[Column] = &[
-    req(
-        AssetNo,
-        "资产编号",
-        &[
-            "资产编号",
-            "设备编号",
-            "仪器编号",
-            "资产号",
-            "财产编号",
-            "编号",
-            "asset_no",
-        ],
-    ),
-    req(
-        Name,
-        "名称",
-        &[
-            "名称",
-            "设备名称",
-            "仪器名称",
-            "资产名称",
-            "仪器设备名称",
-            "品名",
-            "name",
-        ],
-    ),
-    col(
-        CategoryCode,
-        "分类代码",
-        &[
-            "分类代码",
-            "分类号",
-            "分类编码",
-            "资产分类代码",
-            "类别代码",
-            "category_code",
-        ],
-    ),
-    col(
-        Brand,
-        "品牌",
-        &["品牌", "厂牌", "生产厂家", "厂家", "brand"],
-    ),
+    req(AssetNo, "资产编号", &["资产编号", "设备编号", "仪器编号", "资产号", "财产编号", "编号", "asset_no"]),
+    req(Name, "名称", &["名称", "设备名称", "仪器名称", "资产名称", "仪器设备名称", "品名", "name"]),
+    col(CategoryCode, "分类代码", &["分类代码", "分类号", "分类编码", "资产分类代码", "类别代码", "category_code"]),
+    col(Brand, "品牌", &["品牌", "厂牌", "生产厂家", "厂家", "brand"]),
     col(Model, "型号", &["型号", "规格型号", "型号规格", "model"]),
     col(Spec, "规格", &["规格", "spec"]),
     col(Unit, "计量单位", &["计量单位", "单位", "unit"]),
     req(Quantity, "数量", &["数量", "台数", "件数", "quantity"]),
     req(UnitPrice, "单价(元)", &["单价", "价格", "unit_price"]),
     col(Amount, "金额(元)", AMOUNT_NAMES),
-    col(
-        FundingSource,
-        "经费来源",
-        &["经费来源", "资金来源", "经费渠道", "funding_source"],
-    ),
-    col(
-        Keeper,
-        "保管人",
-        &["保管人", "管理人", "责任人", "使用人", "keeper"],
-    ),
-    col(
-        Room,
-        "存放地点",
-        &[
-            "存放地点",
-            "存放位置",
-            "存放处",
-            "使用地点",
-            "位置",
-            "地点",
-            "房间",
-            "room",
-        ],
-    ),
-    col(
-        AcquiredOn,
-        "购置日期",
-        &[
-            "购置日期",
-            "购置时间",
-            "购入日期",
-            "购买日期",
-            "取得日期",
-            "acquired_on",
-        ],
-    ),
-    col(
-        Status,
-        "状态",
-        &[
-            "状态",
-            "使用状态",
-            "设备状态",
-            "资产状态",
-            "使用情况",
-            "status",
-        ],
-    ),
+    col(FundingSource, "经费来源", &["经费来源", "资金来源", "经费渠道", "funding_source"]),
+    col(Keeper, "保管人", &["保管人", "管理人", "责任人", "使用人", "keeper"]),
+    col(Room, "存放地点", &["存放地点", "存放位置", "存放处", "使用地点", "位置", "地点", "房间", "room"]),
+    col(AcquiredOn, "购置日期", &["购置日期", "购置时间", "购入日期", "购买日期", "取得日期", "acquired_on"]),
+    col(Status, "状态", &["状态", "使用状态", "设备状态", "资产状态", "使用情况", "status"]),
     col(StatusReason, "状态原因", STATUS_REASON_NAMES),
     col(StatusDate, "状态日期", STATUS_DATE_NAMES),
 ];
 
+#[rustfmt::skip]
 static BOOK_COLUMNS: &[Column] = &[
-    req(
-        RegNo,
-        "登记号",
-        &[
-            "登记号",
-            "总登记号",
-            "财产号",
-            "财产登记号",
-            "登录号",
-            "条码号",
-            "reg_no",
-        ],
-    ),
-    req(
-        Title,
-        "书名",
-        &["书名", "题名", "正题名", "图书名称", "名称", "title"],
-    ),
-    col(
-        Author,
-        "作者",
-        &["作者", "责任者", "第一责任者", "著者", "author"],
-    ),
-    col(
-        Isbn,
-        "ISBN",
-        &["isbn", "isbn号", "书号", "标准书号", "国际标准书号"],
-    ),
-    col(
-        Publisher,
-        "出版社",
-        &["出版社", "出版者", "出版单位", "publisher"],
-    ),
-    col(
-        PubYear,
-        "出版年",
-        &["出版年", "出版年份", "出版时间", "出版日期", "pub_year"],
-    ),
-    col(
-        ClcClass,
-        "分类号",
-        &["分类号", "中图分类号", "中图法分类号", "clc_class"],
-    ),
+    req(RegNo, "登记号", &["登记号", "总登记号", "财产号", "财产登记号", "登录号", "条码号", "reg_no"]),
+    req(Title, "书名", &["书名", "题名", "正题名", "图书名称", "名称", "title"]),
+    col(Author, "作者", &["作者", "责任者", "第一责任者", "著者", "author"]),
+    col(Isbn, "ISBN", &["isbn", "isbn号", "书号", "标准书号", "国际标准书号"]),
+    col(Publisher, "出版社", &["出版社", "出版者", "出版单位", "publisher"]),
+    col(PubYear, "出版年", &["出版年", "出版年份", "出版时间", "出版日期", "pub_year"]),
+    col(ClcClass, "分类号", &["分类号", "中图分类号", "中图法分类号", "clc_class"]),
     col(Price, "定价(元)", &["定价", "价格", "单价", "price"]),
-    col(
-        Copies,
-        "册数",
-        &["册数", "复本数", "复本", "数量", "copies"],
-    ),
+    col(Copies, "册数", &["册数", "复本数", "复本", "数量", "copies"]),
     col(Amount, "金额(元)", AMOUNT_NAMES),
-    col(
-        Shelf,
-        "书架",
-        &[
-            "书架",
-            "书架号",
-            "架位",
-            "排架号",
-            "存放位置",
-            "馆藏位置",
-            "shelf",
-        ],
-    ),
-    col(
-        ReceivedOn,
-        "入库日期",
-        &[
-            "入库日期",
-            "登记日期",
-            "入藏日期",
-            "入馆日期",
-            "购置日期",
-            "received_on",
-        ],
-    ),
+    col(Shelf, "书架", &["书架", "书架号", "架位", "排架号", "存放位置", "馆藏位置", "shelf"]),
+    col(ReceivedOn, "入库日期", &["入库日期", "登记日期", "入藏日期", "入馆日期", "购置日期", "received_on"]),
     col(Status, "状态", &["状态", "图书状态", "馆藏状态", "status"]),
     col(StatusReason, "状态原因", STATUS_REASON_NAMES),
     col(StatusDate, "状态日期", STATUS_DATE_NAMES),

@@ -342,12 +342,12 @@ fn read_csv(bytes: &[u8]) -> Result<Grid, SheetError> {
     // Excel shows every line as a row, blank lines too, and a quoted field
     // over several lines as one row. The csv crate skips blank lines, so
     // rows are counted from the line breaks between records.
-    let bytes = text.as_bytes();
+    let raw = text.as_bytes();
     let (mut row, mut content_end) = (0usize, None::<usize>);
     loop {
         let at = reader.position().byte() as usize;
         let start = at
-            + bytes[at..]
+            + raw[at..]
                 .iter()
                 .take_while(|b| matches!(b, b'\r' | b'\n'))
                 .count();
@@ -361,12 +361,12 @@ fn read_csv(bytes: &[u8]) -> Result<Grid, SheetError> {
             }
         }
         row = match content_end {
-            None => line_breaks(&bytes[..start]),
-            Some(end) => row + line_breaks(&bytes[end.min(start)..start]),
+            None => line_breaks(&raw[..start]),
+            Some(end) => row + line_breaks(&raw[end.min(start)..start]),
         };
         let end = reader.position().byte() as usize;
         content_end = Some(
-            end - bytes[..end]
+            end - raw[..end]
                 .iter()
                 .rev()
                 .take_while(|b| matches!(b, b'\r' | b'\n'))

@@ -12,6 +12,7 @@
 // `ClientError` (the client crate's) is large; these helpers pass it on as is.
 #![allow(clippy::result_large_err)]
 
+pub mod browser;
 pub mod county;
 pub mod frames;
 pub mod http;

@@ -88,7 +88,14 @@ pub fn build_workspace() -> Result<(), String> {
     BUILT
         .get_or_init(|| {
             let started = Instant::now();
-            let out = cargo(&["build", "--quiet", "--workspace", "--lib", "--bins", "--tests"]);
+            let out = cargo(&[
+                "build",
+                "--quiet",
+                "--workspace",
+                "--lib",
+                "--bins",
+                "--tests",
+            ]);
             if started.elapsed() > Duration::from_secs(10) {
                 eprintln!("built the workspace in {:.1?}", started.elapsed());
             }

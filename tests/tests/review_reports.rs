@@ -14,8 +14,8 @@ use sync_core::indicators::reference_template;
 use sync_core::records::{
     ArchiveBox, ArchiveItem, ArchiveItemStatus, BoxStatus, CatalogueEntry, ChecklistRow,
     ChecklistRowStatus, EntryStatus, EquipmentItem, EquipmentStatus, ImprovementPlan,
-    IndicatorTemplate, PlanStatus, Retention, ReviewAction, ReviewEvent, SchoolProfile,
-    SchoolType, Section, TemplateSettings, ValueSource,
+    IndicatorTemplate, PlanStatus, Retention, ReviewAction, ReviewEvent, SchoolProfile, SchoolType,
+    Section, TemplateSettings, ValueSource,
 };
 use sync_core::workload::{sample_book, sample_equipment};
 use sync_core::{DocId, DocKind, RecordId, SchoolId};
@@ -36,7 +36,10 @@ fn post_json(url: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
     let r = post(
         url,
         path,
-        &[("authorization", &auth), ("content-type", "application/json")],
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
         body.to_string().as_bytes(),
     );
     let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
@@ -292,9 +295,17 @@ fn review_workflow_and_reports_through_the_real_server() {
 
     // Access: another township and a teacher of another school see nothing;
     // a teacher gets no area report.
-    assert_eq!(get_json(&url, other_township, &format!("/v1/reports/schools/{code}")).0, 403);
     assert_eq!(
-        get_json(&url, &fx.teachers[2].access_token, &format!("/v1/reports/schools/{code}")).0,
+        get_json(&url, other_township, &format!("/v1/reports/schools/{code}")).0,
+        403
+    );
+    assert_eq!(
+        get_json(
+            &url,
+            &fx.teachers[2].access_token,
+            &format!("/v1/reports/schools/{code}")
+        )
+        .0,
         403
     );
     assert_eq!(get_json(&url, teacher, "/v1/reports/county").0, 403);
@@ -302,7 +313,10 @@ fn review_workflow_and_reports_through_the_real_server() {
     let (s, tr) = get_json(&url, township, "/v1/reports/townships/430123101");
     assert_eq!(s, 200);
     assert_eq!(tr["schools"], 2);
-    assert_eq!(get_json(&url, township, "/v1/reports/townships/430123102").0, 403);
+    assert_eq!(
+        get_json(&url, township, "/v1/reports/townships/430123102").0,
+        403
+    );
 
     let review = |token: &str, section: &str, action: &str, comment: Option<&str>| {
         post_json(
@@ -334,7 +348,12 @@ fn review_workflow_and_reports_through_the_real_server() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"]["status"], "submitted");
     assert_eq!(review(township, "profile", "return", None).0, 400);
-    let (s, v) = review(township, "profile", "return", Some("体育场馆面积请附测量图"));
+    let (s, v) = review(
+        township,
+        "profile",
+        "return",
+        Some("体育场馆面积请附测量图"),
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["state"]["status"], "returned");
     assert_eq!(v["state"]["return_comment"], "体育场馆面积请附测量图");
@@ -356,9 +375,12 @@ fn review_workflow_and_reports_through_the_real_server() {
         })
         .unwrap();
     phone.sync_all(&fx.client).unwrap();
-    eventually(&url, township, &format!("/v1/reports/schools/{code}"), |r| {
-        r["review"][0]["edited_since_approval"] == true
-    });
+    eventually(
+        &url,
+        township,
+        &format!("/v1/reports/schools/{code}"),
+        |r| r["review"][0]["edited_since_approval"] == true,
+    );
     let (s, diff) = get_json(
         &url,
         township,
@@ -396,15 +418,26 @@ fn review_workflow_and_reports_through_the_real_server() {
     let err = phone.sync(&fx.client, &[review_doc.clone()]).unwrap_err();
     assert!(err.to_string().contains("only the township"), "{err}");
     let mut county_phone = Phone::new(fx.login(COUNTY_USER, "county-check"));
-    county_phone.sync(&fx.client, &[review_doc.clone()]).unwrap();
-    assert_eq!(county_phone.heads(&review_doc), before, "the forged step did not land");
+    county_phone
+        .sync(&fx.client, &[review_doc.clone()])
+        .unwrap();
+    assert_eq!(
+        county_phone.heads(&review_doc),
+        before,
+        "the forged step did not land"
+    );
     let (_, page) = get_json(&url, township, &format!("/v1/reports/schools/{code}"));
     assert_eq!(section_status(&page, "books"), "draft");
     drop(phone);
 
     // The township cannot submit the school to the county before every
     // section is approved; the county cannot accept what was not submitted.
-    let (s, v) = post_json(&url, township, "/v1/townships/430123101/review", json!({"action": "submit"}));
+    let (s, v) = post_json(
+        &url,
+        township,
+        "/v1/townships/430123101/review",
+        json!({"action": "submit"}),
+    );
     assert_eq!(s, 409, "{v}");
     assert!(v["detail"].as_str().unwrap().contains(&code), "{v}");
     assert_eq!(review(county_t, "whole", "accept", None).0, 409);
@@ -497,7 +530,12 @@ fn review_workflow_and_reports_through_the_real_server() {
     // The township submits its aggregate: school 0 goes; school 1 (nothing
     // approved) blocks an all-or-nothing submission of the whole township,
     // so the clerk names the ready school.
-    let (s, v) = post_json(&url, township, "/v1/townships/430123101/review", json!({"action": "submit"}));
+    let (s, v) = post_json(
+        &url,
+        township,
+        "/v1/townships/430123101/review",
+        json!({"action": "submit"}),
+    );
     assert_eq!(s, 409, "{v}");
     let (s, v) = post_json(
         &url,
@@ -520,7 +558,10 @@ fn review_workflow_and_reports_through_the_real_server() {
     assert_eq!(report["sections"]["submitted"], 5);
     assert_eq!(report["sections"]["approved"], 5);
     assert_eq!(report["sections"]["on_time"], 5);
-    assert_eq!(report["sections"]["edited_since_approval"], 1, "the profile edit");
+    assert_eq!(
+        report["sections"]["edited_since_approval"], 1,
+        "the profile edit"
+    );
     assert_eq!(report["wholes"]["expected"], 4);
     assert_eq!(report["wholes"]["submitted"], 1);
     let line = report["townships"]
@@ -546,8 +587,184 @@ fn review_workflow_and_reports_through_the_real_server() {
         .iter()
         .map(|d| d["device"].as_str().unwrap())
         .collect();
-    assert!(stale.contains(&"phone-1-a"), "school 1's phone never synced: {stale:?}");
-    assert!(!stale.contains(&"phone-0-b"), "it synced just now: {stale:?}");
-    assert!(!stale.iter().any(|d| d.starts_with("phone-2") || d.starts_with("phone-3")), "other township: {stale:?}");
+    assert!(
+        stale.contains(&"phone-1-a"),
+        "school 1's phone never synced: {stale:?}"
+    );
+    assert!(
+        !stale.contains(&"phone-0-b"),
+        "it synced just now: {stale:?}"
+    );
+    assert!(
+        !stale
+            .iter()
+            .any(|d| d.starts_with("phone-2") || d.starts_with("phone-3")),
+        "other township: {stale:?}"
+    );
+    server.stop();
+}
+
+/// Excel: a ledger and a report exported and read back; a ledger import
+/// previewed (nothing written), then imported: the good rows are created,
+/// the bad rows reported with line and column and nothing made of them.
+#[test]
+fn excel_exports_read_back_and_an_import_creates_only_good_rows() {
+    use tpsync_sheets::{read_tables, SheetFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start(dir.path());
+    let fx = County::setup(&server);
+    let url = server.url.clone();
+    let catalogue = seed_template(&fx);
+    let school = county::school(0);
+    let code = school.as_str().to_owned();
+    let teacher = &fx.teachers[0].access_token;
+    let county_t = &fx.county.access_token;
+    let mut phone = Phone::new(fx.teachers[0].clone());
+    record_school(&mut phone, &school, &catalogue);
+    phone.sync_all(&fx.client).unwrap();
+    eventually(&url, county_t, "/v1/reports/county", |r| {
+        school_row(r, &code)["students"] == 200
+    });
+    let auth = |t: &str| format!("Bearer {t}");
+
+    // The equipment ledger as .xlsx, read back.
+    let r = get(
+        &url,
+        &format!("/v1/schools/{code}/ledgers/equipment.xlsx"),
+        &[("authorization", &auth(teacher))],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tables = read_tables(&r.body, SheetFormat::Xlsx).unwrap();
+    assert_eq!(tables[0].headers[0], "资产编号");
+    assert_eq!(tables[0].rows.len(), 10);
+    let price = tables[0].column("单价(元)").expect("单价(元) column");
+    assert_eq!(
+        tables[0].rows[0][price].as_f64(),
+        Some(1000.0),
+        "fen shown as yuan"
+    );
+
+    // The county report as .xlsx (schools, indicators and CV, townships) and CSV.
+    let r = get(
+        &url,
+        "/v1/exports/report.xlsx",
+        &[("authorization", &auth(county_t))],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tables = read_tables(&r.body, SheetFormat::Xlsx).unwrap();
+    let names: Vec<&str> = tables.iter().map(|t| t.sheet.as_str()).collect();
+    assert_eq!(names, ["学校", "指标与差异系数", "乡镇"]);
+    assert_eq!(tables[0].rows.len(), 4);
+    let (_, report) = get_json(&url, county_t, "/v1/reports/county");
+    let cv_col = tables[1].column("差异系数").unwrap();
+    let code_col = tables[1].column("指标").unwrap();
+    let r6 = tables[1]
+        .rows
+        .iter()
+        .find(|row| row[code_col].as_str() == Some("R6"))
+        .unwrap();
+    let primary = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "primary")
+        .unwrap();
+    let json_cv = primary["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["code"] == "R6")
+        .unwrap()["cv"]["cv"]
+        .as_f64();
+    assert_eq!(
+        r6[cv_col].as_f64(),
+        json_cv,
+        "the workbook shows the API's CV"
+    );
+    let r = get(
+        &url,
+        "/v1/exports/report.csv",
+        &[("authorization", &auth(county_t))],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.starts_with(b"\xEF\xBB\xBF"),
+        "CSV with a BOM for Excel"
+    );
+    // A teacher gets no county report.
+    assert_eq!(
+        get(
+            &url,
+            "/v1/exports/report.xlsx",
+            &[("authorization", &auth(teacher))]
+        )
+        .status,
+        403
+    );
+
+    // Import: two good books, one with copies "十二", one without a title.
+    let csv = "登记号,书名,作者,册数,定价\nB-9001,乡村少年,王明,2,18.50\nB-9002,山里的星星,,1,\nB-9003,坏行,李,十二,5\nB-9004,,李,1,5\n";
+    let import = |token: &str, dry: bool| {
+        post(
+            &url,
+            &format!("/v1/schools/{code}/ledgers/books/import?filename=books.csv&dry_run={dry}"),
+            &[
+                ("authorization", &auth(token)),
+                ("content-type", "text/csv"),
+            ],
+            csv.as_bytes(),
+        )
+    };
+    let titles = |v: &Value| v["books_titles"].as_u64().unwrap();
+    let (_, before) = get_json(&url, teacher, &format!("/v1/reports/schools/{code}"));
+    let r = import(teacher, true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let preview: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        preview["created"].as_array().unwrap().len(),
+        2,
+        "{preview:#}"
+    );
+    let errors = preview["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{preview:#}");
+    assert_eq!(errors[0]["line"], 4);
+    assert_eq!(errors[0]["column"], "册数");
+    assert_eq!(errors[1]["line"], 5);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, after_preview) = get_json(&url, teacher, &format!("/v1/reports/schools/{code}"));
+    assert_eq!(
+        titles(&after_preview),
+        titles(&before),
+        "a preview writes nothing"
+    );
+    assert_eq!(
+        import(county_t, false).status,
+        403,
+        "the county does not import"
+    );
+    let r = import(teacher, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    eventually(&url, teacher, &format!("/v1/reports/schools/{code}"), |v| {
+        titles(v) == titles(&before) + 2
+    });
+    // The phone receives the imported books by sync; none of the bad rows.
+    phone.sync_all(&fx.client).unwrap();
+    let books: Vec<(RecordId, sync_core::records::Book)> = phone
+        .replica
+        .doc(&doc(&school, DocKind::Books))
+        .unwrap()
+        .list()
+        .unwrap();
+    let regs: Vec<&str> = books
+        .iter()
+        .map(|(_, b)| b.reg_no.as_str())
+        .filter(|r| r.starts_with("B-900"))
+        .collect();
+    assert_eq!(regs.len(), 2, "{regs:?}");
+    assert!(regs.contains(&"B-9001") && regs.contains(&"B-9002"));
+    // Importing the same file again creates nothing new: the keys exist.
+    let r = import(teacher, false);
+    let again: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(again["created"].as_array().unwrap().len(), 0, "{again:#}");
     server.stop();
 }

@@ -3,7 +3,8 @@
 mod admin;
 mod auth;
 mod ops;
-mod reports;
+pub(crate) mod reports;
+mod sheets;
 mod sync;
 
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +26,9 @@ pub fn router(state: AppState) -> Router {
                 .merge(auth::router().layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
                 .merge(sync::router().layer(DefaultBodyLimit::max(max_body)))
                 .merge(reports::router().layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
+                .merge(
+                    sheets::router().layer(DefaultBodyLimit::max(tpsync_sheets::MAX_INPUT_BYTES)),
+                )
                 .nest(
                     "/admin",
                     admin::router().layer(DefaultBodyLimit::max(max_body)),
@@ -33,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::problem::problems_everywhere,
         ))
+        // The HTML pages: after the problem-document layer (their errors are pages).
+        .merge(crate::ui::router())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -209,9 +209,7 @@ pub(crate) fn devices_in(
         .into_iter()
         .filter_map(|d| {
             let (name, tw) = d.school.as_ref().and_then(|s| metas.get(s))?.clone();
-            let days = d
-                .last_sync_ms
-                .map(|t| now.saturating_sub(t) / 86_400_000);
+            let days = d.last_sync_ms.map(|t| now.saturating_sub(t) / 86_400_000);
             if let Some(limit) = stale_days {
                 if days.is_some_and(|x| x < limit as u64) {
                     return None;
@@ -335,7 +333,8 @@ pub(crate) fn apply_review(
             section_label(section)
         )));
     }
-    if action == ReviewAction::Return && step.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+    if action == ReviewAction::Return && step.comment.as_deref().is_none_or(|c| c.trim().is_empty())
+    {
         return Err(ApiError::bad_request(
             "a return needs a comment saying what to fix (意见)",
         ));
@@ -498,9 +497,7 @@ async fn review_township(
 ) -> Result<Json<TownshipOutcome>, ApiError> {
     let v = view(&caller)?;
     if !v.sees_township(&code) {
-        return Err(ApiError::forbidden(format!(
-            "township {code} is not yours"
-        )));
+        return Err(ApiError::forbidden(format!("township {code} is not yours")));
     }
     let schools: Vec<SchoolId> = match &step.schools {
         Some(list) => list
@@ -597,21 +594,31 @@ async fn changes(
 ) -> Result<Json<ChangesSinceApproval>, ApiError> {
     let school = parse_school(&code)?;
     let section: Section = serde_json::from_value(serde_json::Value::String(section.clone()))
-        .map_err(|_| ApiError::bad_request(format!("'{section}' is not a section (profile, equipment, books, archive, checklist)")))?;
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "'{section}' is not a section (profile, equipment, books, archive, checklist)"
+            ))
+        })?;
     let kind = section_kind(section)
         .ok_or_else(|| ApiError::bad_request("the school as a whole has no document of its own"))?;
     let v = view(&caller)?;
     let frozen = st.reports.read(|m| {
         if !v.sees_school(m, &school) {
-            return Err(ApiError::forbidden(format!("school {school} is not in your area")));
+            return Err(ApiError::forbidden(format!(
+                "school {school} is not in your area"
+            )));
         }
-        Ok(m.section(&school, section).and_then(|s| s.approved_heads.clone()))
+        Ok(m.section(&school, section)
+            .and_then(|s| s.approved_heads.clone()))
     })??;
     let Some(frozen) = frozen else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_approved",
-            format!("{} of {school} is not approved; there is no approved version to compare with", section.code()),
+            format!(
+                "{} of {school} is not approved; there is no approved version to compare with",
+                section.code()
+            ),
         ));
     };
     let id = DocId::school(&school, kind).map_err(ApiError::internal)?;

@@ -260,11 +260,13 @@ fn respond_inner<H: SyncHost>(
             }
             _ => Ok(()),
         };
-        let checked = applied.and_then(|_| check_result(&before, &after)).and_then(|_| {
-            policy
-                .check_write(&before, &after)
-                .map_err(|why| Problem::new(Some(id), "forbidden", why))
-        });
+        let checked = applied
+            .and_then(|_| check_result(&before, &after))
+            .and_then(|_| {
+                policy
+                    .check_write(&before, &after)
+                    .map_err(|why| Problem::new(Some(id), "forbidden", why))
+            });
         if let Err(p) = checked {
             problems.push(p);
             continue;
