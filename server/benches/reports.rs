@@ -201,7 +201,7 @@ fn main() {
             .unwrap()
     });
     let url = format!("http://{addr}");
-    let client = Client::new(ClientConfig::new(&url)).unwrap();
+    let client = Client::new(&url, ClientConfig::default()).unwrap();
     let teacher = client
         .login(
             "teacher-0",

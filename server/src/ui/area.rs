@@ -189,7 +189,7 @@ fn completeness(id: &str, label: &str, c: &Completeness) -> Markup {
     ];
     html! {
         h3 { (label) }
-        div.cards {
+        div.cards.small {
             @for (key, name, n) in items {
                 div.card {
                     div.k { (name) }
@@ -230,7 +230,7 @@ fn stage_section(st: &StageRollup) -> Markup {
                         @for i in &st.indicators {
                             @let id = |f: &str| format!("{f}-{s}-{}", i.code);
                             tr data-testid=(id("indicator")) data-code=(i.code) {
-                                td { (charts::short_label(&i.code)) " " (i.name)
+                                td.name { (charts::short_label(&i.code)) " " (i.name)
                                     @if let Some(u) = &i.unit { span.na { "（" (u) "）" } } }
                                 (opt_td(&id("threshold"), i.threshold, num_opt(i.threshold)))
                                 td.num data-testid=(id("meeting")) data-value=(i.schools_meeting) { (i.schools_meeting) }
@@ -302,7 +302,7 @@ pub(crate) fn schools_table(rows: &[SchoolRow], with_township: bool) -> Markup {
                     @for row in rows {
                         tr data-testid=(format!("school-{}", row.code)) data-code=(row.code)
                             data-students=(row.students) data-gaps=(row.gaps) {
-                            td {
+                            td.name {
                                 a href=(format!("/ui/schools/{}", enc(&row.code))) { (row.name) }
                                 br; span.na { (row.code) }
                             }

@@ -108,6 +108,8 @@ pub(crate) struct AgainstThreshold<'a> {
     pub low: Option<f64>,
     pub high: Option<f64>,
     pub mark: Option<f64>,
+    /// One value (a school): the bar runs from 0 to it.
+    pub from_zero: bool,
 }
 
 impl<'a> AgainstThreshold<'a> {
@@ -119,6 +121,7 @@ impl<'a> AgainstThreshold<'a> {
             low: i.min,
             high: i.max,
             mark: i.cv.mean,
+            from_zero: false,
         }
     }
 }
@@ -153,7 +156,7 @@ pub(crate) fn against_threshold(
                 text x="0" y=(y + 15.0) { (short_label(row.code)) }
                 @match (t, row.low, row.high) {
                     (Some(t), Some(lo), Some(hi)) => {
-                        @let (a, b) = (x(lo / t), x(hi / t));
+                        @let (a, b) = (if row.from_zero { X0 } else { x(lo / t) }, x(hi / t));
                         @let ok = lo >= t;
                         rect x=(a) y=(y + 5.0) width=((b - a).max(2.0)) height="12"
                             fill=(if ok { GREEN } else if hi >= t { BLUE } else { RED }) {}

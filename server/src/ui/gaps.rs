@@ -202,7 +202,7 @@ pub(crate) fn school_gaps(g: &SchoolGaps, now: u64) -> Markup {
                         @for b in &g.below_threshold {
                             @let late = date_passed(b.due_on.as_deref(), now);
                             tr data-code=(b.code) data-stage=(b.stage.code()) data-overdue=[late.then_some("true")] {
-                                td { (tpsync_reports::rollup::stage_label(b.stage)) " " (b.code) " " (b.name) }
+                                td.name { (tpsync_reports::rollup::stage_label(b.stage)) " " (b.code) " " (b.name) }
                                 td.num { (num_opt(b.value)) }
                                 td.num { (num_opt(b.threshold)) }
                                 td.wrap { (b.shortfall.as_deref().unwrap_or("—")) }
@@ -231,7 +231,7 @@ pub(crate) fn school_gaps(g: &SchoolGaps, now: u64) -> Markup {
                     thead { tr { th { "档案" } th { "名称" } th { "问题" } } }
                     tbody {
                         @for a in &g.archive {
-                            tr data-code=(a.code) { td { (a.code) } td.wrap { (a.title) } td { span.tag.bad { (a.problem) } } }
+                            tr data-code=(a.code) { td { (a.code) } td.name { (a.title) } td { span.tag.bad { (a.problem) } } }
                         }
                     }
                 }

@@ -224,6 +224,7 @@ fn stage_section(stage: &StageEvaluation, now: u64) -> Markup {
             low: i.value,
             high: i.value,
             mark: None,
+            from_zero: true,
         })
         .collect();
     let label = tpsync_reports::rollup::stage_label(stage.stage);
@@ -267,7 +268,7 @@ fn stage_section(stage: &StageEvaluation, now: u64) -> Markup {
                         @for i in &rows {
                             @let id = |f: &str| format!("{f}-{s}-{}", i.code);
                             tr data-testid=(id("ind")) data-code=(i.code) {
-                                td {
+                                td.name {
                                     (charts::short_label(&i.code)) " " (i.name)
                                     @if let Some(u) = &i.unit { span.na { "（" (u) "）" } }
                                 }
@@ -276,7 +277,7 @@ fn stage_section(stage: &StageEvaluation, now: u64) -> Markup {
                                     (num_opt(i.value))
                                     @match i.source {
                                         ValueOrigin::Typed => { br; span.tag { "填报" } }
-                                        ValueOrigin::Computed => { br; span.tag { "台账计算" } }
+                                        ValueOrigin::Computed => { br; span.tag { "自动计算" } }
                                         ValueOrigin::Missing => {}
                                     }
                                     @if let (ValueOrigin::Typed, Some(c)) = (i.source, i.computed) {
@@ -363,6 +364,17 @@ fn actions(
     }
 }
 
+/// The status's code (`submitted`, `approved`…), as the JSON API writes it.
+fn status_code(s: ReviewStatus) -> &'static str {
+    match s {
+        ReviewStatus::Draft => "draft",
+        ReviewStatus::Submitted => "submitted",
+        ReviewStatus::Returned => "returned",
+        ReviewStatus::Approved => "approved",
+        ReviewStatus::Accepted => "accepted",
+    }
+}
+
 fn review_section(r: &SchoolReport, v: &View) -> Markup {
     let code = r.meta.code.as_str();
     let all_approved = r
@@ -378,59 +390,49 @@ fn review_section(r: &SchoolReport, v: &View) -> Markup {
             .unwrap_or(&[])
     };
     html! {
-        div.scroll {
-            table data-testid="review" {
-                thead { tr {
-                    th { "部分" } th { "状态" } th { "首次提交" } th { "说明" } th { "操作" }
-                } }
-                tbody {
-                    @for sec in &r.review {
-                        @let sc = sec.section.code();
-                        @let ps = problems(sec.section);
-                        tr data-testid=(format!("review-{sc}")) data-section=(sc)
-                            data-value=(serde_json::to_value(sec.status).ok().and_then(|x| x.as_str().map(str::to_owned)).unwrap_or_default()) {
-                            td { (sec.label) }
-                            td {
-                                span.tag.ok[matches!(sec.status, ReviewStatus::Approved | ReviewStatus::Accepted)]
-                                    .bad[sec.status == ReviewStatus::Returned] { (sec.status_label) }
-                                @if sec.edited_since_approval {
-                                    br;
-                                    span.tag.bad data-testid=(format!("edited-{sc}")) { "通过后又有修改" }
-                                    " "
-                                    a href=(format!("/v1/schools/{}/sections/{sc}/changes", enc(code))) { "修改内容" }
-                                }
-                            }
-                            td {
-                                @match sec.first_submitted_ms {
-                                    Some(ms) => { (datetime(ms)) }
-                                    None => { span.na { "—" } }
-                                }
-                            }
-                            td.wrap {
-                                @if let Some(c) = &sec.return_comment {
-                                    div data-testid=(format!("return-comment-{sc}")) {
-                                        "退回意见：" (c)
+        div.review-list data-testid="review" {
+            @for sec in &r.review {
+                @let sc = sec.section.code();
+                @let ps = problems(sec.section);
+                div.review-item data-testid=(format!("review-{sc}")) data-section=(sc)
+                    data-value=(status_code(sec.status)) {
+                    div.head {
+                        b { (sec.label) }
+                        span.tag.ok[matches!(sec.status, ReviewStatus::Approved | ReviewStatus::Accepted)]
+                            .bad[sec.status == ReviewStatus::Returned] { (sec.status_label) }
+                        @if let Some(ms) = sec.first_submitted_ms {
+                            span.na { "首次提交 " (datetime(ms)) }
+                        }
+                    }
+                    @if sec.edited_since_approval {
+                        p {
+                            span.tag.bad data-testid=(format!("edited-{sc}")) { "通过后又有修改" }
+                            " "
+                            a href=(format!("/v1/schools/{}/sections/{sc}/changes", enc(code))) { "修改内容（JSON）" }
+                        }
+                    }
+                    @if let Some(c) = &sec.return_comment {
+                        p data-testid=(format!("return-comment-{sc}")) { "退回意见：" (c) }
+                    }
+                    @if matches!(sec.status, ReviewStatus::Draft | ReviewStatus::Returned) && !ps.is_empty() {
+                        ul.plain {
+                            @for p in ps { li.na { (p) } }
+                        }
+                    }
+                    @let acts = actions(v, sec, all_approved, ps.is_empty());
+                    @if !acts.is_empty() {
+                        div.actions {
+                            @for (action, comment, words) in acts {
+                                @let ac = action.code();
+                                form method="post" action=(format!("/ui/schools/{}/review", enc(code)))
+                                    data-testid=(format!("{ac}-{sc}")) {
+                                    input type="hidden" name="section" value=(sc);
+                                    input type="hidden" name="action" value=(ac);
+                                    @if comment {
+                                        textarea name="comment" required maxlength="500"
+                                            placeholder="写明要改什么（必填）" aria-label="退回意见" {}
                                     }
-                                }
-                                @if matches!(sec.status, ReviewStatus::Draft | ReviewStatus::Returned) && !ps.is_empty() {
-                                    ul.plain {
-                                        @for p in ps { li.na { (p) } }
-                                    }
-                                }
-                            }
-                            td.actions {
-                                @for (action, comment, words) in actions(v, sec, all_approved, ps.is_empty()) {
-                                    @let ac = action.code();
-                                    form method="post" action=(format!("/ui/schools/{}/review", enc(code)))
-                                        data-testid=(format!("{ac}-{sc}")) {
-                                        input type="hidden" name="section" value=(sc);
-                                        input type="hidden" name="action" value=(ac);
-                                        @if comment {
-                                            textarea name="comment" required maxlength="500"
-                                                placeholder="写明要改什么（必填）" aria-label="退回意见" {}
-                                        }
-                                        button type="submit" .secondary[comment] { (words) }
-                                    }
+                                    button type="submit" .secondary[comment] { (words) }
                                 }
                             }
                         }

@@ -24,18 +24,21 @@ p{margin:6px 0}
 .card .k{font-size:12px;color:#5a6773}
 .card .v{font-size:22px;font-weight:600;line-height:1.3}
 .card .n{font-size:12px;color:#5a6773}
+.cards.small{grid-template-columns:repeat(auto-fill,minmax(96px,1fr))}
+.cards.small .v{font-size:18px}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;background:#fff;border:1px solid #dde3e9;border-radius:6px;margin:6px 0;max-width:100%}
 table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{padding:6px 8px;border-bottom:1px solid #e6eaee;text-align:left;white-space:nowrap;vertical-align:top}
 th{background:#f0f3f6;font-weight:600;font-size:13px}
 td.wrap{white-space:normal;min-width:14em;max-width:28em}
+td.name{white-space:normal;min-width:8em;max-width:16em}
 .num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#137333}.bad{color:#b3261e}.na{color:#6b7785}
 .tag{display:inline-block;font-size:12px;line-height:1.6;border-radius:3px;padding:0 5px;margin:0 2px;background:#e8eef5;color:#12406b;white-space:nowrap}
 .tag.tp{background:#fff3d6;color:#7a4b00}
 .tag.bad{background:#fde7e5;color:#b3261e}
 .tag.ok{background:#e6f4ea;color:#137333}
-.chart{background:#fff;border:1px solid #dde3e9;border-radius:6px;padding:6px 8px;margin:6px 0;max-width:560px}
+.chart{background:#fff;border:1px solid #dde3e9;border-radius:6px;padding:6px 8px;margin:6px 0;max-width:480px}
 .chart svg{display:block;width:100%;height:auto}
 .chart .cap{font-size:13px;font-weight:600;margin:0 0 4px}
 .legend{font-size:12px;color:#5a6773;margin:4px 0 0}
@@ -48,9 +51,13 @@ form.inline{display:inline;margin:0}
 button,input,textarea,select{font:inherit;max-width:100%}
 button{cursor:pointer;padding:3px 12px;border-radius:4px;border:1px solid #12406b;background:#12406b;color:#fff}
 button.secondary{background:#fff;color:#b3261e;border-color:#b3261e}
-.actions{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start;white-space:normal;min-width:12em}
+.review-list{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,320px),1fr));gap:8px;margin:6px 0}
+.review-item{background:#fff;border:1px solid #dde3e9;border-radius:6px;padding:8px 10px;min-width:0}
+.review-item .head{display:flex;flex-wrap:wrap;gap:4px 8px;align-items:baseline}
+.review-item .head b{font-size:15px}
+.actions{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start;margin-top:6px}
 .actions form{display:flex;flex-wrap:wrap;gap:4px;align-items:flex-start;margin:0}
-.actions textarea{width:14em;height:2.4em;border:1px solid #bcc6d0;border-radius:4px;padding:2px 4px}
+.actions textarea{width:16em;max-width:100%;height:2.4em;border:1px solid #bcc6d0;border-radius:4px;padding:2px 4px}
 .filters{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0}
 .filters select,.filters input{padding:3px 6px;border:1px solid #bcc6d0;border-radius:4px}
 .filters input[type=number]{width:5em}
