@@ -37,8 +37,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::problem::problems_everywhere,
         ))
-        // The HTML pages: after the problem-document layer (their errors are pages).
-        .merge(crate::ui::router())
+        // The HTML pages, after the problem-document layer: their errors are
+        // pages. Its fallback (problem documents outside /ui/) is the app's.
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
