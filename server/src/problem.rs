@@ -54,6 +54,10 @@ fn title(code: &str) -> &'static str {
         "timeout" => "The request took too long",
         "unsupported_media_type" => "Wrong content type",
         "method_not_allowed" => "Method not allowed",
+        "not_ready" => "Not ready for this review step",
+        "not_allowed_now" => "This review step does not fit the section's state",
+        "not_approved" => "The section is not approved",
+        "reports_building" => "The reports are being built",
         _ => "Internal error",
     }
 }

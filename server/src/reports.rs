@@ -217,6 +217,11 @@ pub fn devices_seen(st: &AppState) -> Result<Vec<DeviceSeen>, ApiError> {
         if user.role != Role::Teacher || user.disabled {
             continue;
         }
+        // A browser signed in to the dashboard (`web-…`) is not a device
+        // that records or syncs: it is no sign of a phone left behind.
+        if d.id.as_str().starts_with("web-") {
+            continue;
+        }
         let last_sync_ms = tree
             .get(d.id.as_str().as_bytes())
             .ok()

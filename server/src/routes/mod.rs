@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         ))
         // The HTML pages, after the problem-document layer: their errors are
         // pages. Its fallback (problem documents outside /ui/) is the app's.
+        .merge(crate::ui::router())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -54,7 +54,7 @@ mod session;
 mod style;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -84,6 +84,26 @@ pub fn router() -> Router<AppState> {
         .route("/ui/gaps", get(gaps::gaps))
         .route("/ui/freshness", get(gaps::freshness))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .fallback(fallback)
+}
+
+/// Paths nothing answers. This router is merged after the API's
+/// problem-document layer (so that its error pages stay pages), and a merge
+/// keeps the fallback of the router merged in: this one is the whole app's.
+/// Under `/ui/` it is a page; anywhere else it is exactly the problem
+/// document that layer makes of axum's own empty 404.
+async fn fallback(uri: Uri) -> Response {
+    let e = ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not Found");
+    if uri.path().starts_with("/ui/") {
+        let e = ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("没有 {} 这一页。", uri.path()),
+        );
+        let (title, body) = error_body(&e);
+        return respond(StatusCode::NOT_FOUND, document(None, &title, body));
+    }
+    e.into_response()
 }
 
 /// `/ui/`: the overview the caller is responsible for.

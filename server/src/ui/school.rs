@@ -407,8 +407,6 @@ fn review_section(r: &SchoolReport, v: &View) -> Markup {
                     @if sec.edited_since_approval {
                         p {
                             span.tag.bad data-testid=(format!("edited-{sc}")) { "通过后又有修改" }
-                            " "
-                            a href=(format!("/v1/schools/{}/sections/{sc}/changes", enc(code))) { "修改内容（JSON）" }
                         }
                     }
                     @if let Some(c) = &sec.return_comment {

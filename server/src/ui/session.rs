@@ -11,10 +11,11 @@
 //!   sign-in. It names no user: a second user signing in on the same
 //!   browser gets a new id (a device belongs to one user).
 //!
-//! Cookies are read and written by hand: the values are a JWT (base64url
-//! and dots), hex and a device id, none of which needs quoting, and the
-//! attributes are fixed, so a cookie crate (and the `time` crate it brings)
-//! would add build time and nothing else.
+//! Cookies are read and written by hand (`cookie`, `set_cookie`): the
+//! values are a JWT (base64url and dots), hex and a device id, none of
+//! which needs quoting or encoding, the attributes are fixed, and only
+//! these three names are ever read, so a cookie jar crate would be a
+//! direct dependency for a dozen lines.
 
 use std::net::SocketAddr;
 
