@@ -1153,8 +1153,8 @@ fn access_matrix() {
             for doc in docs_of(target) {
                 // The county records its acceptance in schools' review
                 // documents (what it may record there is checked per event).
-                let write = doc_write
-                    || (role == Role::County && read && doc.kind() == DocKind::Review);
+                let write =
+                    doc_write || (role == Role::County && read && doc.kind() == DocKind::Review);
                 for (access, allowed) in [(Access::Read, read), (Access::Write, write)] {
                     let got = policy.check(&doc, access);
                     assert_eq!(
