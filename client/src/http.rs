@@ -68,7 +68,7 @@ impl Default for ClientConfig {
 #[derive(Clone, Debug)]
 pub struct Client {
     base: String,
-    agent: ureq::Agent,
+    pub(crate) agent: ureq::Agent,
     config: ClientConfig,
 }
 
@@ -415,11 +415,11 @@ impl Client {
 
     // ----- plumbing -------------------------------------------------------
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn get(&self, path: &str, access: Option<&str>) -> Result<Response<Body>, ClientError> {
+    pub(crate) fn get(&self, path: &str, access: Option<&str>) -> Result<Response<Body>, ClientError> {
         let mut req = self.agent.get(self.url(path));
         if let Some(a) = access {
             req = req.header("Authorization", bearer(a)?);
@@ -444,7 +444,7 @@ impl Client {
         self.check(req.send(body))
     }
 
-    fn post_json<T: Serialize + ?Sized>(
+    pub(crate) fn post_json<T: Serialize + ?Sized>(
         &self,
         path: &str,
         access: Option<&str>,
@@ -457,7 +457,7 @@ impl Client {
 
     /// A transport error becomes a typed error; a non-2xx answer becomes
     /// [`ClientError::Problem`].
-    fn check(
+    pub(crate) fn check(
         &self,
         result: Result<Response<Body>, ureq::Error>,
     ) -> Result<Response<Body>, ClientError> {
@@ -492,7 +492,7 @@ impl Client {
         ))
     }
 
-    fn read_json<T: DeserializeOwned>(
+    pub(crate) fn read_json<T: DeserializeOwned>(
         &self,
         mut resp: Response<Body>,
         what: &str,
@@ -509,7 +509,7 @@ impl Client {
     }
 
     /// Maps a ureq error to a [`ClientError`].
-    fn transport(&self, e: ureq::Error) -> ClientError {
+    pub(crate) fn transport(&self, e: ureq::Error) -> ClientError {
         use ureq::Error as E;
         use ureq::Timeout as T;
         match e {
@@ -549,7 +549,7 @@ impl Client {
 
 /// The `Authorization` header for an access token. A token with characters
 /// HTTP headers cannot carry is refused here, before anything is sent.
-fn bearer(access: &str) -> Result<String, ClientError> {
+pub(crate) fn bearer(access: &str) -> Result<String, ClientError> {
     if access.is_empty() || !access.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ClientError::InvalidInput(
             "the access token is empty or has characters a token never has; sign in again".into(),

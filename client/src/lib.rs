@@ -66,6 +66,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin_cli;
+mod blobs;
 mod error;
 mod http;
 mod net;
@@ -73,6 +74,7 @@ mod sync_loop;
 mod types;
 mod ws;
 
+pub use blobs::{AttachmentLimits, UploadState, FRAMES_CONTENT_TYPE};
 pub use error::{ClientError, ProblemItem};
 pub use http::{Client, ClientConfig, SYNC_CONTENT_TYPE};
 pub use types::{

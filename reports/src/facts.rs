@@ -134,7 +134,8 @@ impl SchoolFacts {
             DocKind::Review => {
                 self.review_events = doc.list().map_err(err)?;
             }
-            DocKind::Template => return Ok(()),
+            // Attachments are not reviewed and feed no indicator.
+            DocKind::Attachments | DocKind::Template => return Ok(()),
         }
         self.conflicted.insert(kind, conflicted);
         self.heads

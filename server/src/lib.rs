@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod blobs;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -58,6 +59,8 @@ pub struct ServerConfig {
     /// one holds copies of the documents it changes, so this bounds memory
     /// as well as CPU contention.
     pub max_concurrent_syncs: usize,
+    /// Attachment size limit and per-school quota.
+    pub blobs: blobs::BlobConfig,
 }
 
 impl ServerConfig {
@@ -80,6 +83,7 @@ impl ServerConfig {
             max_concurrent_syncs: std::thread::available_parallelism()
                 .map(|n| n.get().max(2))
                 .unwrap_or(2),
+            blobs: blobs::BlobConfig::default(),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct AppState {
     pub started: Instant,
     /// The township and county reports, kept current by a background task.
     pub reports: reports::Shared,
+    /// Attachment bytes (outside sled) and their bookkeeping.
+    pub blobs: Arc<blobs::Blobs>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -160,6 +166,7 @@ pub fn open(config: ServerConfig) -> Result<AppState, String> {
             ..HubConfig::default()
         },
     );
+    let blobs = blobs::Blobs::open(&config.data, &db, config.blobs)?;
     let (changes, _) = broadcast::channel(1024);
     let sync_slots = Arc::new(tokio::sync::Semaphore::new(
         config.max_concurrent_syncs.max(1),
@@ -175,6 +182,7 @@ pub fn open(config: ServerConfig) -> Result<AppState, String> {
         sync_slots,
         started: Instant::now(),
         reports: Arc::new(reports::Reports::default()),
+        blobs: Arc::new(blobs),
     })
 }
 

@@ -86,6 +86,12 @@ struct ServeArgs {
     /// Sign-in attempts allowed per client address per minute.
     #[arg(long, env = "TPSYNC_LOGIN_ATTEMPTS_PER_IP", default_value_t = 30)]
     login_attempts_per_ip: u32,
+    /// Largest attachment (photo, scan) accepted, in MiB.
+    #[arg(long, env = "TPSYNC_MAX_ATTACHMENT_MB", default_value_t = 20)]
+    max_attachment_mb: u64,
+    /// Attachment bytes each school may keep on the server, in MiB.
+    #[arg(long, env = "TPSYNC_ATTACHMENT_QUOTA_MB", default_value_t = 1024)]
+    attachment_quota_mb: u64,
     /// Log format.
     #[arg(long, env = "TPSYNC_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -112,6 +118,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.request_timeout = Duration::from_secs(args.request_timeout_s);
     config.auth.access_ttl_s = args.access_ttl_s;
     config.auth.ip_max_attempts = args.login_attempts_per_ip;
+    config.blobs.max_blob_bytes = args.max_attachment_mb << 20;
+    config.blobs.quota_bytes = args.attachment_quota_mb << 20;
     let state = tpsync_server::open(config)?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async move {

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub auth_refusals: Family<Code, Counter>,
     pub logins: Family<Code, Counter>,
     pub ws_connections: Gauge,
+    pub blob_bytes_received: Counter,
+    pub blob_bytes_sent: Counter,
+    pub blob_chunks_refused: Counter,
     docs_loaded: Gauge,
     cache_estimated_bytes: Gauge,
     doc_loads: Gauge,
@@ -81,6 +84,24 @@ impl Metrics {
             "Open WebSocket connections",
             ws_connections.clone(),
         );
+        let blob_bytes_received = Counter::default();
+        registry.register(
+            "attachment_received_bytes",
+            "Attachment bytes stored from uploads (verified chunks)",
+            blob_bytes_received.clone(),
+        );
+        let blob_bytes_sent = Counter::default();
+        registry.register(
+            "attachment_sent_bytes",
+            "Attachment bytes sent in downloads",
+            blob_bytes_sent.clone(),
+        );
+        let blob_chunks_refused = Counter::default();
+        registry.register(
+            "attachment_chunks_refused",
+            "Upload chunks refused as damaged",
+            blob_chunks_refused.clone(),
+        );
         let g = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
@@ -117,6 +138,9 @@ impl Metrics {
             auth_refusals,
             logins,
             ws_connections,
+            blob_bytes_received,
+            blob_bytes_sent,
+            blob_chunks_refused,
             docs_loaded,
             cache_estimated_bytes,
             doc_loads,
@@ -128,6 +152,18 @@ impl Metrics {
 
     pub fn auth_refused(&self, code: &'static str) {
         self.auth_refusals.get_or_create(&Code { code }).inc();
+    }
+
+    pub fn blob_bytes_in(&self, n: u64) {
+        self.blob_bytes_received.inc_by(n);
+    }
+
+    pub fn blob_bytes_out(&self, n: u64) {
+        self.blob_bytes_sent.inc_by(n);
+    }
+
+    pub fn blob_chunk_refused(&self) {
+        self.blob_chunks_refused.inc();
     }
 
     /// The text exposition, with the hub's figures as of now.

@@ -123,19 +123,24 @@ pub enum DocKind {
     Checklist,
     /// Township and county review of the school's sections (审核).
     Review,
+    /// Photos and scans attached to the school's records (附件): their
+    /// names, sizes and what they are attached to; the bytes live outside
+    /// the documents (`tpsync-blobs`).
+    Attachments,
     /// The county's templates: indicators, thresholds, archive catalogue (县模板).
     Template,
 }
 
 impl DocKind {
     /// The kinds of document every school has.
-    pub const SCHOOL_KINDS: [DocKind; 6] = [
+    pub const SCHOOL_KINDS: [DocKind; 7] = [
         DocKind::Profile,
         DocKind::Equipment,
         DocKind::Books,
         DocKind::Archive,
         DocKind::Checklist,
         DocKind::Review,
+        DocKind::Attachments,
     ];
 
     /// Stable name, used in document ids and storage keys.
@@ -147,6 +152,7 @@ impl DocKind {
             DocKind::Archive => "archive",
             DocKind::Checklist => "checklist",
             DocKind::Review => "review",
+            DocKind::Attachments => "attachments",
             DocKind::Template => "template",
         }
     }
@@ -159,6 +165,7 @@ impl DocKind {
             "archive" => DocKind::Archive,
             "checklist" => DocKind::Checklist,
             "review" => DocKind::Review,
+            "attachments" => DocKind::Attachments,
             "template" => DocKind::Template,
             _ => return None,
         })

@@ -36,6 +36,8 @@ pub enum FieldType {
     Ref,
     /// A set of Automerge change hashes, comma-separated hex (frozen heads).
     Heads,
+    /// The SHA-256 name of an attachment's bytes: 64 lowercase hex digits.
+    Sha256,
 }
 
 /// The longest text a field may hold, in characters.
@@ -243,6 +245,13 @@ pub fn check_value(ty: FieldType, v: &ScalarValue) -> Result<(), String> {
                 Ok(())
             } else {
                 Err("not a comma-separated list of 64-digit change hashes".into())
+            }
+        }
+        (FieldType::Sha256, ScalarValue::Str(s)) => {
+            if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                Ok(())
+            } else {
+                Err("not a SHA-256 name: 64 lowercase hex digits".into())
             }
         }
         (ty, other) => Err(format!("{other} does not fit a field of type {ty:?}")),

@@ -4,6 +4,7 @@
 //! what a request carries.
 
 use sync_core::records::{
+    AttachedTo, Attachment, AttachmentStatus,
     ArchiveBox, BoxStatus, ChecklistRow, ChecklistRowStatus, EntryStatus, IndicatorTemplate,
     Retention, ReviewAction, ReviewEvent, SchoolProfile, Section, Stage, ValueSource,
 };
@@ -124,6 +125,26 @@ pub fn valid_change(doc: &DocId, who: &str) -> (RecordDoc, ChangeHash) {
                     frozen_heads: None,
                     by_user: who.into(),
                     at: ctx.now_ms,
+                },
+            )
+            .expect("insert"),
+        DocKind::Attachments => d
+            .insert(
+                &ctx,
+                id,
+                &Attachment {
+                    target_kind: AttachedTo::EquipmentItem,
+                    target: RecordId::random(),
+                    sha256: format!("{:064x}", n),
+                    size: 300_000,
+                    media_type: "image/jpeg".into(),
+                    file_name: Some("IMG_0001.jpg".into()),
+                    caption: None,
+                    preview_sha256: None,
+                    preview_size: None,
+                    taken_on: None,
+                    status: AttachmentStatus::Active,
+                    status_reason: None,
                 },
             )
             .expect("insert"),

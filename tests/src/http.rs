@@ -103,6 +103,15 @@ pub fn post(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Ra
     finish(req.send(body))
 }
 
+/// `PUT base+path` with the given headers and body, as is.
+pub fn put(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Raw {
+    let mut req = agent().put(format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    finish(req.send(body))
+}
+
 /// `GET base+path` with the given headers.
 pub fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> Raw {
     let mut req = agent().get(format!("{base}{path}"));

@@ -18,6 +18,7 @@ pub mod frames;
 pub mod http;
 pub mod mobile;
 pub mod phone;
+pub mod proxy;
 pub mod server;
 
 /// How many incremental chunks the `crash-writer` child gathers before it

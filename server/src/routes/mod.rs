@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+pub(crate) mod blobs;
 mod ops;
 pub(crate) mod reports;
 mod sheets;
@@ -18,6 +19,7 @@ const MAX_JSON_BYTES: usize = 64 << 10;
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let max_blob = state.config.blobs.max_blob_bytes;
     Router::new()
         .merge(ops::router())
         .nest(
@@ -26,6 +28,10 @@ pub fn router(state: AppState) -> Router {
                 .merge(auth::router().layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
                 .merge(sync::router().layer(DefaultBodyLimit::max(max_body)))
                 .merge(reports::router().layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
+                // Frames add 36 bytes per chunk of at least 1 KiB.
+                .merge(blobs::router(
+                    (max_blob as usize).saturating_add(max_blob as usize / 28 + (64 << 10)),
+                ))
                 .merge(
                     sheets::router().layer(DefaultBodyLimit::max(tpsync_sheets::MAX_INPUT_BYTES)),
                 )

@@ -155,6 +155,8 @@ any_record! {
     ImprovementPlan,
     /// 审核: a submission, approval or return of a section.
     ReviewEvent,
+    /// 附件: a photo or scan attached to a record.
+    Attachment,
     /// 县模板: an indicator and its threshold.
     IndicatorTemplate,
     /// 县模板: an item of the archive catalogue.

@@ -6,6 +6,7 @@
 
 mod any;
 mod archive;
+mod attachment;
 mod books;
 mod checklist;
 mod equipment;
@@ -16,6 +17,7 @@ mod template;
 
 pub use any::{status_codes, AnyRecord, RecordKind};
 pub use archive::{ArchiveBox, ArchiveItem, ArchiveItemStatus, BoxStatus, Retention};
+pub use attachment::{AttachedTo, Attachment, AttachmentStatus};
 pub use books::{Book, BookStatus};
 pub use checklist::{ChecklistRow, ChecklistRowStatus, ImprovementPlan, PlanStatus, ValueSource};
 pub use equipment::{
@@ -44,6 +46,7 @@ pub const ALL_SPECS: &[RecordSpec] = &[
     ChecklistRow::SPEC,
     ImprovementPlan::SPEC,
     ReviewEvent::SPEC,
+    Attachment::SPEC,
     IndicatorTemplate::SPEC,
     CatalogueEntry::SPEC,
     TemplateSettings::SPEC,
@@ -223,6 +226,23 @@ pub(crate) mod samples {
                     frozen_heads: Some("a".repeat(64)),
                     by_user: "township-7".into(),
                     at: 1_700_000_000_000,
+                })),
+            ),
+            (
+                Attachment::SPEC,
+                j(serde_json::to_value(Attachment {
+                    target_kind: AttachedTo::EquipmentItem,
+                    target: id,
+                    sha256: "b".repeat(64),
+                    size: 301_234,
+                    media_type: "image/jpeg".into(),
+                    file_name: Some("IMG_0042.jpg".into()),
+                    caption: Some("显微镜铭牌".into()),
+                    preview_sha256: Some("c".repeat(64)),
+                    preview_size: Some(8_000),
+                    taken_on: Some("2026-11-20".into()),
+                    status: AttachmentStatus::Active,
+                    status_reason: None,
                 })),
             ),
             (
