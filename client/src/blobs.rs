@@ -175,7 +175,6 @@ impl Client {
             .map_err(|e| ClientError::io("cannot read the attachment", e))?
             .len();
         let max_attempts = max_attempts.max(1);
-        let mut frames = FrameSizer::default();
         let mut stalled = 0u32;
         let mut best: Option<u64> = None;
         let mut last_err: Option<ClientError> = None;
@@ -216,17 +215,18 @@ impl Client {
                 hash,
                 &mut file,
                 state.received,
-                frames.size(),
+                self.link.lock().size(),
                 &mut |n| handed = n,
             );
             match sent {
                 Ok(s) if s.complete => {
+                    self.link.lock().survived(s.received - state.received);
                     on_progress(s.received);
                     return Ok(s);
                 }
                 Ok(_) => {}
                 Err(e) if e.is_retryable_transfer() => {
-                    frames.cut_after(handed.saturating_sub(state.received));
+                    self.link.lock().cut_after(handed.saturating_sub(state.received));
                     last_err = Some(e);
                 }
                 // Refused chunk, discarded copy, a race with another attempt:
@@ -358,7 +358,7 @@ impl Client {
 /// the first cut, about 4 KiB if the link drops every 200 KB, 1.3 KiB if it
 /// drops every 24 KB.
 #[derive(Debug, Default)]
-struct FrameSizer {
+pub(crate) struct FrameSizer {
     /// Bytes handed to the network between cuts, smoothed.
     between_cuts: Option<f64>,
 }
@@ -370,6 +370,16 @@ impl FrameSizer {
         match self.between_cuts {
             None => DEFAULT_FRAME_BYTES,
             Some(b) => ((72.0 * b).sqrt() as usize).clamp(Self::MIN, 4 * DEFAULT_FRAME_BYTES),
+        }
+    }
+
+    /// A request that carried `bytes` without a cut: the link may be
+    /// better than thought.
+    fn survived(&mut self, bytes: u64) {
+        if let Some(old) = self.between_cuts {
+            if bytes as f64 > old {
+                self.between_cuts = Some(0.5 * old + 0.5 * bytes as f64);
+            }
         }
     }
 

@@ -70,6 +70,9 @@ pub struct Client {
     base: String,
     pub(crate) agent: ureq::Agent,
     config: ClientConfig,
+    /// How far uploads get before the link drops, learned across uploads
+    /// (the link's quality outlives one photo).
+    pub(crate) link: std::sync::Arc<parking_lot::Mutex<crate::blobs::FrameSizer>>,
 }
 
 /// A server base address, checked: `http` or `https`, a host, an optional
@@ -157,6 +160,7 @@ impl Client {
             base: base.text,
             agent,
             config,
+            link: Default::default(),
         })
     }
 
