@@ -1138,7 +1138,11 @@ fn access_matrix() {
         .flat_map(|t| docs_of(*t))
         .map(|d| d.kind())
         .collect();
-    assert_eq!(kinds.len(), 7);
+    assert_eq!(
+        kinds.len(),
+        DocKind::SCHOOL_KINDS.len() + 1,
+        "every school kind and the template"
+    );
     let mut checked = 0;
     for (i, (role, unit)) in units.into_iter().enumerate() {
         let name = format!("user{i}");
@@ -1182,7 +1186,7 @@ fn access_matrix() {
         }
         assert!(scope.write.is_subset(&scope.read));
     }
-    assert_eq!(checked, 4 * (4 * 6 + 2) * 2);
+    assert_eq!(checked, 4 * (4 * DocKind::SCHOOL_KINDS.len() + 2) * 2);
 }
 
 #[test]
@@ -1251,7 +1255,10 @@ fn policies_follow_the_school_list() {
         .unwrap()
         .check(&b_books, Access::Write)
         .is_err());
-    assert_eq!(e.acc.scope(&caller).unwrap().write.len(), 6);
+    assert_eq!(
+        e.acc.scope(&caller).unwrap().write.len(),
+        DocKind::SCHOOL_KINDS.len()
+    );
 }
 
 #[test]

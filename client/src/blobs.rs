@@ -226,7 +226,9 @@ impl Client {
                 }
                 Ok(_) => {}
                 Err(e) if e.is_retryable_transfer() => {
-                    self.link.lock().cut_after(handed.saturating_sub(state.received));
+                    self.link
+                        .lock()
+                        .cut_after(handed.saturating_sub(state.received));
                     last_err = Some(e);
                 }
                 // Refused chunk, discarded copy, a race with another attempt:

@@ -423,7 +423,11 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
-    pub(crate) fn get(&self, path: &str, access: Option<&str>) -> Result<Response<Body>, ClientError> {
+    pub(crate) fn get(
+        &self,
+        path: &str,
+        access: Option<&str>,
+    ) -> Result<Response<Body>, ClientError> {
         let mut req = self.agent.get(self.url(path));
         if let Some(a) = access {
             req = req.header("Authorization", bearer(a)?);

@@ -2,6 +2,7 @@
 //! can read (and act on).
 
 use sync_core::{Error as CoreError, IdError, StorageError};
+use tpsync_blobs::BlobError;
 use tpsync_client::ClientError;
 
 /// What went wrong. Every variant carries `message`, written for the person
@@ -56,6 +57,15 @@ pub enum TpError {
     /// Bytes that are not a sync message or bundle, or a message out of turn.
     #[error("{message}")]
     Protocol { message: String },
+    /// An attachment is larger than the server accepts for one file: shrink
+    /// the photo or split the scan. Nothing was written.
+    #[error("{message}")]
+    TooLarge { message: String },
+    /// The school's attachments would exceed its quota on the server: remove
+    /// attachments or ask the county to raise the quota. Nothing was
+    /// written, and nothing already attached is lost.
+    #[error("{message}")]
+    QuotaExceeded { message: String },
 }
 
 impl TpError {
@@ -128,6 +138,8 @@ impl From<ClientError> for TpError {
                     retry_after_s: retry_after.map(|d| d.as_secs()).unwrap_or(60),
                 },
                 "forbidden" => TpError::NotAllowed { message },
+                "attachment_too_large" => TpError::TooLarge { message },
+                "quota_exceeded" => TpError::QuotaExceeded { message },
                 "not_found" => TpError::NotFound { message },
                 "malformed" | "invalid" | "too_large" | "bad_request" => {
                     TpError::Refused { message }
@@ -138,6 +150,18 @@ impl From<ClientError> for TpError {
             ClientError::Protocol(_) => TpError::Protocol { message },
             ClientError::Io { .. } => TpError::Storage { message },
             _ => TpError::Server { message, status: 0 },
+        }
+    }
+}
+
+impl From<BlobError> for TpError {
+    fn from(e: BlobError) -> Self {
+        let message = e.to_string();
+        match e {
+            BlobError::TooLarge { .. } => TpError::TooLarge { message },
+            BlobError::Missing(_) => TpError::NotFound { message },
+            BlobError::Mismatch { .. } => TpError::Protocol { message },
+            _ => TpError::Storage { message },
         }
     }
 }

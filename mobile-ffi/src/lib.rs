@@ -13,6 +13,9 @@
 //! [`SchoolStore::answer_exchange`] over Bluetooth or the app's own HTTP,
 //! or [`SchoolStore::export_bundle`] / [`SchoolStore::import_bundle`] on a
 //! file. Every write is on the device's disk before the call returns.
+//! Photos and scans: [`SchoolStore::attach_file`] keeps the bytes on the
+//! phone and queues them; every sync sends them after the records, and
+//! [`SchoolStore::fetch_attachment`] brings another device's onto this one.
 //!
 //! Two namespaces are generated from this one library: `tpsync` (this
 //! crate) and `tpsync_core` (the records and their codes, derived in
@@ -20,11 +23,16 @@
 
 uniffi::setup_scaffolding!("tpsync");
 
+mod attachments;
 mod error;
 mod store;
 mod sync;
 mod values;
 
+pub use attachments::{
+    AttachmentInfo, AttachmentLimitsView, FetchedAttachment, TransferDirection, TransferItem,
+    TransferObserver, TransferReport,
+};
 pub use error::TpError;
 pub use store::{SchoolStore, StoreConfig};
 pub use sync::{

@@ -17,6 +17,7 @@ use sync_core::sync::DocSetPolicy;
 use sync_core::{
     CountyId, DeviceId, DocId, DocKind, EditContext, PeerId, RecordId, Replica, SchoolId, UserId,
 };
+use tpsync_blobs::BlobStore;
 
 use crate::error::TpError;
 use crate::values::{FieldConflictView, FieldValue, HistoryEntry};
@@ -45,6 +46,11 @@ const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// The sync peer name of the server in the store's sync memory.
 pub(crate) const SERVER_PEER: &str = "server";
 const META_TREE: &str = "tpsync.mobile";
+/// The attachment transfer queue (see `attachments.rs`).
+const TRANSFERS_TREE: &str = "tpsync.transfers";
+/// The attachment bytes, under the store's directory (sled keeps its own
+/// `blobs` folder there, hence another name).
+const ATTACHMENTS_DIR: &str = "attachments";
 
 /// One school's records on this device: a durable local store (sled) that
 /// every write reaches before the call returns, and the sync state with
@@ -54,6 +60,12 @@ const META_TREE: &str = "tpsync.mobile";
 pub struct SchoolStore {
     pub(crate) replica: Mutex<Replica<SledStorage>>,
     pub(crate) meta: sled::Tree,
+    /// Photos and scans, as files named by their SHA-256.
+    pub(crate) blobs: BlobStore,
+    /// Attachment bytes waiting to travel, and what the server confirmed.
+    pub(crate) transfers: sled::Tree,
+    /// Held by the one attachment upload run at a time.
+    pub(crate) transferring: Mutex<()>,
     pub(crate) school: SchoolId,
     pub(crate) county: RwLock<Option<CountyId>>,
     user: UserId,
@@ -115,11 +127,19 @@ impl SchoolStore {
                 .get("county")?
                 .and_then(|c| CountyId::new(String::from_utf8_lossy(&c)).ok()),
         };
+        let transfers = db.open_tree(TRANSFERS_TREE)?;
         db.flush()?;
+        // After sled: its lock keeps a second process from clearing the
+        // blob store's half-made copies under a store that is in use.
+        let blobs_dir = std::path::Path::new(&config.path).join(ATTACHMENTS_DIR);
+        let blobs = BlobStore::open(&blobs_dir)?;
         let replica = Replica::open(SledStorage::from_db(db));
         Ok(Arc::new(Self {
             replica: Mutex::new(replica),
             meta,
+            blobs,
+            transfers,
+            transferring: Mutex::new(()),
             school,
             county: RwLock::new(county),
             user,

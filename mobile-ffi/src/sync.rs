@@ -150,6 +150,15 @@ pub struct SyncReport {
     pub changes_received: u64,
     /// Documents synced (the school's and the county template).
     pub documents: u32,
+    /// Attachments (files and previews) the server confirmed in full during
+    /// this sync, sent after the records.
+    pub attachments_uploaded: u32,
+    /// Attachments still waiting to be sent (see
+    /// [`SchoolStore::pending_transfers`]).
+    pub attachments_pending: u32,
+    /// Why some attachments were not sent (no network, over the school's
+    /// quota, …). The records synced all the same.
+    pub attachment_error: Option<String>,
     /// New tokens if this sync signed in or refreshed: store them, the old
     /// refresh token stops working soon.
     pub session: Option<Session>,
@@ -183,6 +192,11 @@ impl SchoolStore {
     /// lacks, round after round until both agree. Local records are never
     /// at risk: a failed or cancelled sync keeps everything written here,
     /// and the next one picks up where it stopped.
+    ///
+    /// Once the records are through, the attachments waiting on this phone
+    /// follow (see [`SchoolStore::transfer_attachments`]): the server takes
+    /// bytes only for records it has. A failure there does not fail the
+    /// sync: the report says what is still pending and why.
     ///
     /// `observer` hears of each round; `cancel` stops the sync between
     /// rounds. Errors are typed: `WrongCredentials`, `SignInRequired`,
@@ -367,6 +381,12 @@ impl SchoolStore {
                 flag,
             )
         })?;
+        // Records first, then the bytes they name.
+        let (attachments_uploaded, attachments_pending, attachment_error) =
+            match self.send_attachments(&client, &mut auth, None, cancel.as_deref()) {
+                Ok(sent) => (sent.uploaded, sent.remaining, sent.error()),
+                Err(e) => (0, self.pending_upload_count(), Some(e.to_string())),
+            };
         Ok(SyncReport {
             round_trips: stats.round_trips,
             bytes_sent: stats.bytes_sent,
@@ -374,6 +394,9 @@ impl SchoolStore {
             changes_sent: stats.changes_sent,
             changes_received: stats.changes_received,
             documents: scope.len() as u32,
+            attachments_uploaded,
+            attachments_pending,
+            attachment_error,
             session: auth.renewed,
         })
     }
@@ -395,15 +418,15 @@ impl SchoolStore {
 }
 
 /// The tokens of one sync, refreshed once if the access token has expired.
-struct Auth {
+pub(crate) struct Auth {
     access: String,
     refresh: Option<String>,
     /// Set when this sync signed in or refreshed.
-    renewed: Option<Session>,
+    pub(crate) renewed: Option<Session>,
 }
 
 impl Auth {
-    fn start(
+    pub(crate) fn start(
         client: &Client,
         credentials: Credentials,
         device: &DeviceId,
@@ -433,7 +456,7 @@ impl Auth {
     /// Runs `f` with the access token; if the server says the token is no
     /// longer good and a refresh token is at hand, refreshes once and runs
     /// `f` again (a sync resumes where it stopped).
-    fn call<T>(
+    pub(crate) fn call<T>(
         &mut self,
         client: &Client,
         mut f: impl FnMut(&str) -> Result<T, ClientError>,

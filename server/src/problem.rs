@@ -58,6 +58,15 @@ fn title(code: &str) -> &'static str {
         "not_allowed_now" => "This review step does not fit the section's state",
         "not_approved" => "The section is not approved",
         "reports_building" => "The reports are being built",
+        "not_referenced" => "No record names this attachment",
+        "attachment_too_large" => "The attachment is too large",
+        "quota_exceeded" => "The school's attachment quota is used up",
+        "upload_not_started" => "The upload was not started",
+        "upload_busy" => "Another request is working on this upload",
+        "offset_mismatch" => "The upload is elsewhere",
+        "past_end" => "More bytes than the attachment has",
+        "chunk_corrupt" => "A chunk was damaged on the way",
+        "attachment_mismatch" => "The bytes do not match the attachment's name",
         _ => "Internal error",
     }
 }

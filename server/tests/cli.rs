@@ -98,9 +98,10 @@ fn demo_list_history_bundle_and_errors() {
             file.to_str().unwrap(),
         ],
     ));
-    // Five documents carry records; the review document is still its genesis.
+    // Five documents carry records; the review and attachments documents
+    // are still their genesis.
     assert!(
-        first.contains("5 document(s) changed, 1 already up to date"),
+        first.contains("5 document(s) changed, 2 already up to date"),
         "{first}"
     );
     let again = ok(tpsync(

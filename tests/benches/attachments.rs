@@ -136,7 +136,9 @@ fn main() {
             // precedes a PUT) and once at the end.
             let mut calls = 0u64;
             let done = client
-                .upload_file(&token, school.as_str(), hash, path, 100, &mut |_| calls += 1)
+                .upload_file(&token, school.as_str(), hash, path, 100, &mut |_| {
+                    calls += 1
+                })
                 .unwrap_or_else(|e| panic!("upload over '{label}': {e}"));
             assert!(done.complete);
             requests += 2 * calls.saturating_sub(1);

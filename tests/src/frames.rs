@@ -4,9 +4,9 @@
 //! what a request carries.
 
 use sync_core::records::{
-    AttachedTo, Attachment, AttachmentStatus,
-    ArchiveBox, BoxStatus, ChecklistRow, ChecklistRowStatus, EntryStatus, IndicatorTemplate,
-    Retention, ReviewAction, ReviewEvent, SchoolProfile, Section, Stage, ValueSource,
+    ArchiveBox, AttachedTo, Attachment, AttachmentStatus, BoxStatus, ChecklistRow,
+    ChecklistRowStatus, EntryStatus, IndicatorTemplate, Retention, ReviewAction, ReviewEvent,
+    SchoolProfile, Section, Stage, ValueSource,
 };
 use sync_core::sync::{ChangeData, DocRequest, Message};
 use sync_core::workload::{sample_book, sample_equipment};
