@@ -141,6 +141,48 @@ impl BlobStore {
         Ok((hash, copied))
     }
 
+    /// Adds `len` bytes read from `input`, hashing them on the way; the
+    /// copy is synced before this returns. Returns their name.
+    pub fn put_reader(&self, input: &mut impl Read, len: u64) -> Result<BlobHash, BlobError> {
+        let (tmp_path, mut tmp) = self.temp_file()?;
+        let mut hasher = BlobHasher::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let want = (left as usize).min(buf.len());
+            input
+                .read_exact(&mut buf[..want])
+                .map_err(BlobError::io("read", &tmp_path))?;
+            hasher.update(&buf[..want]);
+            tmp.write_all(&buf[..want])
+                .map_err(BlobError::io("write", &tmp_path))?;
+            left -= want as u64;
+        }
+        let hash = hasher.finish();
+        self.settle(&tmp_path, tmp, &hash)?;
+        Ok(hash)
+    }
+
+    /// Every whole blob in the store, in name order.
+    pub fn list(&self) -> Result<Vec<BlobHash>, BlobError> {
+        let root = self.root.join("sha256");
+        let mut out = Vec::new();
+        for dir in fs::read_dir(&root).map_err(BlobError::io("list", &root))? {
+            let dir = dir.map_err(BlobError::io("list", &root))?.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&dir).map_err(BlobError::io("list", &dir))? {
+                let f = f.map_err(BlobError::io("list", &dir))?;
+                if let Some(h) = f.file_name().to_str().and_then(|n| n.parse().ok()) {
+                    out.push(h);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Adds bytes held in memory; see [`put_file`](Self::put_file).
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<BlobHash, BlobError> {
         let hash = BlobHash::of(bytes);

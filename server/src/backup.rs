@@ -8,24 +8,42 @@
 //! documents and accounts together. Restore checks the whole file's
 //! checksum before it writes anything.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+use tpsync_blobs::{BlobHash, BlobStore};
 
-const MAGIC: &[u8] = b"TPSYNC-BACKUP 1\n";
+const MAGIC_V1: &[u8] = b"TPSYNC-BACKUP 1\n";
+const MAGIC: &[u8] = b"TPSYNC-BACKUP 2\n";
 const TAG_ENTRY: u8 = 1;
 const TAG_END: u8 = 2;
+/// Version 2: an attachment's bytes (SHA-256, length as u64 LE, bytes).
+const TAG_BLOB: u8 = 3;
 
-/// Writes every tree of `db` to `out`. Returns the number of entries.
-pub fn export(db: &sled::Db, out: &mut impl Write) -> Result<u64, String> {
+/// What a backup holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Key-value pairs of every sled tree.
+    pub entries: u64,
+    /// Attachment blobs.
+    pub blobs: u64,
+}
+
+/// Writes every tree of `db`, then every blob of `blobs`, to `out`.
+/// Blobs are streamed from their files, never held whole in memory.
+pub fn export(
+    db: &sled::Db,
+    blobs: Option<&BlobStore>,
+    out: &mut impl Write,
+) -> Result<Counts, String> {
     let mut hash = Sha256::new();
     let mut put = |bytes: &[u8], out: &mut dyn Write| -> Result<(), String> {
         hash.update(bytes);
         out.write_all(bytes).map_err(|e| e.to_string())
     };
     put(MAGIC, out)?;
-    let mut n = 0u64;
+    let mut n = Counts::default();
     for name in db.tree_names() {
         let tree = db.open_tree(&name).map_err(|e| e.to_string())?;
         for kv in tree.iter() {
@@ -36,7 +54,26 @@ pub fn export(db: &sled::Db, out: &mut impl Write) -> Result<u64, String> {
                 rec.extend_from_slice(part);
             }
             put(&rec, out)?;
-            n += 1;
+            n.entries += 1;
+        }
+    }
+    if let Some(store) = blobs {
+        for h in store.list().map_err(|e| e.to_string())? {
+            let mut f = store.open_blob(&h).map_err(|e| e.to_string())?;
+            let len = f.metadata().map_err(|e| e.to_string())?.len();
+            let mut head = vec![TAG_BLOB];
+            head.extend_from_slice(h.as_bytes());
+            head.extend_from_slice(&len.to_le_bytes());
+            put(&head, out)?;
+            let mut buf = vec![0u8; 64 << 10];
+            let mut left = len;
+            while left > 0 {
+                let want = (left as usize).min(buf.len());
+                f.read_exact(&mut buf[..want]).map_err(|e| e.to_string())?;
+                put(&buf[..want], out)?;
+                left -= want as u64;
+            }
+            n.blobs += 1;
         }
     }
     put(&[TAG_END], out)?;
@@ -45,9 +82,12 @@ pub fn export(db: &sled::Db, out: &mut impl Write) -> Result<u64, String> {
     Ok(n)
 }
 
-/// Restores a backup file into `data` (which must not hold a database yet).
-/// Returns the number of entries written.
-pub fn restore(from: &Path, data: &Path) -> Result<u64, String> {
+/// Restores a backup file into `data` (which must not hold a database yet):
+/// the documents and accounts into `data/db`, attachments into
+/// `data/blobs`. The whole file's checksum is checked before anything is
+/// written (a first pass that reads it through), then it is read again and
+/// applied, so a backup larger than memory restores.
+pub fn restore(from: &Path, data: &Path) -> Result<Counts, String> {
     let db_path = data.join("db");
     if db_path.exists() {
         return Err(format!(
@@ -55,63 +95,131 @@ pub fn restore(from: &Path, data: &Path) -> Result<u64, String> {
             data.display()
         ));
     }
-    let mut bytes = Vec::new();
-    std::fs::File::open(from)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read {}: {e}", from.display()))?;
-    let entries = parse(&bytes).map_err(|e| {
+    let damaged = |e: String| {
         format!(
             "{} is not a complete tpsync backup ({e}); nothing was restored",
             from.display()
         )
-    })?;
+    };
+    let open =
+        || std::fs::File::open(from).map_err(|e| format!("cannot read {}: {e}", from.display()));
+    let len = open()?.metadata().map_err(|e| e.to_string())?.len();
+    if len < (MAGIC.len() + 1 + 32) as u64 {
+        return Err(damaged("not a backup file".into()));
+    }
+    // Pass 1: the checksum of everything before the last 32 bytes.
+    let mut r = BufReader::new(open()?);
+    let mut hash = Sha256::new();
+    let mut left = len - 32;
+    let mut buf = vec![0u8; 64 << 10];
+    while left > 0 {
+        let want = (left as usize).min(buf.len());
+        r.read_exact(&mut buf[..want])
+            .map_err(|e| damaged(e.to_string()))?;
+        hash.update(&buf[..want]);
+        left -= want as u64;
+    }
+    let mut digest = [0u8; 32];
+    r.read_exact(&mut digest)
+        .map_err(|e| damaged(e.to_string()))?;
+    if hash.finalize().as_slice() != digest {
+        return Err(damaged(
+            "the checksum does not match: the file is damaged or cut short".into(),
+        ));
+    }
+    // Pass 2: apply.
+    let mut r = Body {
+        inner: BufReader::new(open()?),
+        left: len - 32,
+    };
+    let mut magic = vec![0u8; MAGIC.len()];
+    r.exact(&mut magic).map_err(damaged)?;
+    let v2 = match magic.as_slice() {
+        m if m == MAGIC => true,
+        m if m == MAGIC_V1 => false,
+        _ => return Err(damaged("not a backup file".into())),
+    };
     std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
     let db = sled::open(&db_path).map_err(|e| e.to_string())?;
-    let n = entries.len() as u64;
-    for (tree, k, v) in entries {
-        db.open_tree(tree)
-            .and_then(|t| t.insert(k, v))
-            .map_err(|e| e.to_string())?;
+    let mut store = None;
+    let mut n = Counts::default();
+    loop {
+        let mut tag = [0u8; 1];
+        r.exact(&mut tag).map_err(damaged)?;
+        match tag[0] {
+            TAG_END if r.left == 0 => break,
+            TAG_ENTRY => {
+                let mut parts: [Vec<u8>; 3] = Default::default();
+                for p in &mut parts {
+                    let mut l = [0u8; 4];
+                    r.exact(&mut l).map_err(damaged)?;
+                    let l = u32::from_le_bytes(l) as u64;
+                    if l > r.left {
+                        return Err(damaged("cut short".into()));
+                    }
+                    p.resize(l as usize, 0);
+                    r.exact(p).map_err(damaged)?;
+                }
+                db.open_tree(&parts[0])
+                    .and_then(|t| t.insert(&parts[1], parts[2].as_slice()))
+                    .map_err(|e| e.to_string())?;
+                n.entries += 1;
+            }
+            TAG_BLOB if v2 => {
+                let mut h = [0u8; 32];
+                r.exact(&mut h).map_err(damaged)?;
+                let mut l = [0u8; 8];
+                r.exact(&mut l).map_err(damaged)?;
+                let l = u64::from_le_bytes(l);
+                if l > r.left {
+                    return Err(damaged("cut short".into()));
+                }
+                if store.is_none() {
+                    store = Some(BlobStore::open(data.join("blobs")).map_err(|e| e.to_string())?);
+                }
+                let s = store.as_ref().expect("opened above");
+                let expected = BlobHash::from_bytes(h);
+                let got = s
+                    .put_reader(&mut (&mut r).take(l), l)
+                    .map_err(|e| e.to_string())?;
+                if got != expected {
+                    return Err(format!(
+                        "blob {expected} in {} has other bytes ({got}); the restore stopped — restore into a fresh directory from another backup",
+                        from.display()
+                    ));
+                }
+                n.blobs += 1;
+            }
+            _ => return Err(damaged("unknown record".into())),
+        }
     }
     db.flush().map_err(|e| e.to_string())?;
     Ok(n)
 }
 
-type Entry<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+/// The backup's body (everything before the checksum), read in order.
+struct Body<R> {
+    inner: R,
+    left: u64,
+}
 
-fn parse(bytes: &[u8]) -> Result<Vec<Entry<'_>>, String> {
-    if bytes.len() < MAGIC.len() + 1 + 32 || !bytes.starts_with(MAGIC) {
-        return Err("not a backup file".into());
-    }
-    let (body, digest) = bytes.split_at(bytes.len() - 32);
-    if Sha256::digest(body).as_slice() != digest {
-        return Err("the checksum does not match: the file is damaged or cut short".into());
-    }
-    let mut r = &body[MAGIC.len()..];
-    let mut out = Vec::new();
-    loop {
-        let (&tag, rest) = r.split_first().ok_or("cut short")?;
-        r = rest;
-        match tag {
-            TAG_END if r.is_empty() => return Ok(out),
-            TAG_ENTRY => {
-                let mut parts = [&[][..]; 3];
-                for p in &mut parts {
-                    if r.len() < 4 {
-                        return Err("cut short".into());
-                    }
-                    let len = u32::from_le_bytes(r[..4].try_into().unwrap()) as usize;
-                    r = &r[4..];
-                    if r.len() < len {
-                        return Err("cut short".into());
-                    }
-                    *p = &r[..len];
-                    r = &r[len..];
-                }
-                out.push((parts[0], parts[1], parts[2]));
-            }
-            _ => return Err("unknown record".into()),
+impl<R: Read> Body<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        if buf.len() as u64 > self.left {
+            return Err("cut short".into());
         }
+        self.inner.read_exact(buf).map_err(|e| e.to_string())?;
+        self.left -= buf.len() as u64;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Body<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (buf.len() as u64).min(self.left) as usize;
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -129,11 +237,28 @@ mod tests {
             .insert(b"li", b"x".to_vec())
             .unwrap();
         let mut file = Vec::new();
-        assert_eq!(export(&db, &mut file).unwrap(), 2);
+        let blobs = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let photo: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let h = blobs.put_bytes(&photo).unwrap();
+        assert_eq!(
+            export(&db, Some(&blobs), &mut file).unwrap(),
+            Counts {
+                entries: 2,
+                blobs: 1
+            }
+        );
         let path = dir.path().join("b.bak");
         std::fs::write(&path, &file).unwrap();
         let target = dir.path().join("restored");
-        assert_eq!(restore(&path, &target).unwrap(), 2);
+        assert_eq!(
+            restore(&path, &target).unwrap(),
+            Counts {
+                entries: 2,
+                blobs: 1
+            }
+        );
+        let restored = BlobStore::open(target.join("blobs")).unwrap();
+        assert_eq!(restored.read_range(&h, 0, 1 << 20).unwrap(), photo);
         let again = sled::open(target.join("db")).unwrap();
         assert_eq!(&*again.get(b"doc/a").unwrap().unwrap(), b"1");
         assert_eq!(

@@ -168,7 +168,9 @@ fn main() -> ExitCode {
         Cmd::Local(a) => return local::run(a),
         Cmd::Restore { from, data } => tpsync_server::backup::restore(&from, &data).map(|n| {
             println!(
-                "restored {n} entries into {}; start the server with --data {}",
+                "restored {} entries and {} attachments into {}; start the server with --data {}",
+                n.entries,
+                n.blobs,
                 data.display(),
                 data.display()
             )

@@ -588,3 +588,60 @@ fn an_upload_survives_a_server_crash_and_resumes_from_what_was_acknowledged() {
     let (_, got) = fetch_raw(&server.url, &token, &school, &hash);
     assert!(got == bytes);
 }
+
+#[test]
+fn a_backup_carries_the_photos_and_a_restored_server_serves_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut server = TestServer::start(&dir_a);
+    let county = County::setup(&server);
+    let school = county::school(0);
+    let token = county.teachers[0].access_token.clone();
+    let mut phone = Phone::new(county.teachers[0].clone());
+    let bytes = photo(120_000, 9);
+    let hash = attach(&mut phone, &county.client, &school, &bytes, 9);
+    county
+        .client
+        .upload_file(
+            &token,
+            school.as_str(),
+            &hash,
+            write_temp(&bytes).path(),
+            3,
+            &mut |_| {},
+        )
+        .unwrap();
+
+    let file = tmp.path().join("county.backup");
+    let mut out = std::fs::File::create(&file).unwrap();
+    county
+        .client
+        .backup(&county.admin.access_token, &mut out)
+        .expect("backup");
+    drop(out);
+    server.stop();
+    let restored = tpsync_tests::server::run_tpsync(&[
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data",
+        dir_b.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&restored.stdout);
+    assert!(
+        restored.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(said.contains("and 1 attachments"), "{said}");
+
+    let again = TestServer::start(&dir_b);
+    let (status, got) = fetch_raw(&again.url, &token, &school, &hash);
+    assert_eq!(status, 200);
+    assert!(got == bytes, "the restored server serves the photo");
+    let state = again
+        .client()
+        .begin_upload(&token, school.as_str(), &hash, 120_000)
+        .unwrap();
+    assert!(state.complete, "and knows the school sent it: {state:?}");
+}

@@ -207,7 +207,7 @@ fn a_damaged_backup_is_refused_and_restores_nothing() {
         .expect("download a backup");
     drop(f);
     let good = std::fs::read(&file).unwrap();
-    assert!(good.starts_with(b"TPSYNC-BACKUP 1\n"), "a backup file");
+    assert!(good.starts_with(b"TPSYNC-BACKUP 2\n"), "a backup file");
 
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;

@@ -149,7 +149,8 @@ async fn rotate_key(
 
 async fn backup(State(st): State<AppState>, Admin(a): Admin) -> Result<Response, ApiError> {
     // Written to a file in the data directory, then streamed: a county's
-    // backup is tens of MiB, which should not sit in the server's memory.
+    // backup is tens of MiB of records and gigabytes of photos, which should
+    // not sit in the server's memory.
     let path = st
         .config
         .data
@@ -161,7 +162,8 @@ async fn backup(State(st): State<AppState>, Admin(a): Admin) -> Result<Response,
         st.db.flush().map_err(ApiError::internal)?;
         let file = std::fs::File::create(&p).map_err(ApiError::internal)?;
         let mut out = std::io::BufWriter::new(file);
-        let n = crate::backup::export(&st.db, &mut out).map_err(ApiError::internal)?;
+        let n = crate::backup::export(&st.db, Some(st.blobs.store()), &mut out)
+            .map_err(ApiError::internal)?;
         let file = out.into_inner().map_err(ApiError::internal)?;
         let len = file.metadata().map_err(ApiError::internal)?.len();
         Ok((n, len))
@@ -177,7 +179,7 @@ async fn backup(State(st): State<AppState>, Admin(a): Admin) -> Result<Response,
     // behind whatever happens to the download.
     let _ = std::fs::remove_file(&path);
     let file = file?;
-    tracing::info!(entries = n, bytes = len, by = %a.username, "backup taken");
+    tracing::info!(entries = n.entries, blobs = n.blobs, bytes = len, by = %a.username, "backup taken");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),

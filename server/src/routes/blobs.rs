@@ -360,7 +360,13 @@ async fn upload(
             let from = at;
             at += n;
             // The write and its fsync run on the blocking pool.
-            state = blocking(move || Ok(b.write_chunk(&w, &s, &h, size, from, &frame)?)).await?;
+            let gate = st.write_gate.clone();
+            state = blocking(move || {
+                // A backup copies the bookkeeping and the blobs as one moment.
+                let _g = gate.read();
+                Ok(b.write_chunk(&w, &s, &h, size, from, &frame)?)
+            })
+            .await?;
             st.metrics.blob_bytes_in(n);
             if state.complete {
                 break 'read;
@@ -430,7 +436,23 @@ async fn download(
     Query(q): Query<OffsetQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_school, hash, media, size) = servable(&st, &caller, &code, &hash).await?;
+    serve_blob(&st, &caller, &code, &hash, q.offset, &headers).await
+}
+
+/// Answers a download of blob `hash` of school `code` for `caller` after
+/// the access checks (the dashboard pages call it with their cookie
+/// session's caller): the raw bytes with `Range` support, or chunk frames
+/// from `offset` when `headers` accept them.
+pub(crate) async fn serve_blob(
+    st: &AppState,
+    caller: &Caller,
+    code: &str,
+    hash: &str,
+    offset: u64,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let q = OffsetQuery { offset };
+    let (_school, hash, media, size) = servable(st, caller, code, hash).await?;
     let framed = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -438,7 +460,7 @@ async fn download(
     let start = if framed {
         q.offset
     } else {
-        range_start(&headers)?.unwrap_or(0)
+        range_start(headers)?.unwrap_or(0)
     };
     if start > size || (start == size && size > 0 && !framed) {
         let mut r = ApiError::new(
