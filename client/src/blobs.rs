@@ -30,6 +30,10 @@ pub struct AttachmentLimits {
     pub quota_bytes: u64,
     pub used_bytes: u64,
     pub available_bytes: u64,
+    /// Blobs the school's active records name that the server does not hold
+    /// (not sent yet, or lost): a device that has them sends them.
+    #[serde(default)]
+    pub missing: Vec<BlobHash>,
 }
 
 /// Where an upload stands on the server.

@@ -240,6 +240,7 @@ fn default_limits() -> AttachmentLimits {
         quota_bytes: DEFAULT_QUOTA_BYTES,
         used_bytes: 0,
         available_bytes: DEFAULT_QUOTA_BYTES,
+        missing: Vec::new(),
     }
 }
 
@@ -1098,8 +1099,29 @@ impl SchoolStore {
     #[allow(clippy::result_large_err)]
     fn learn_limits(&self, client: &Client, auth: &mut Auth) -> Result<(), TpError> {
         let school = self.school.to_string();
-        let limits = auth.call(client, |access| client.attachment_limits(access, &school))?;
+        let mut limits = auth.call(client, |access| client.attachment_limits(access, &school))?;
+        self.send_again(&std::mem::take(&mut limits.missing))?;
         self.store_limits(limits, now_ms())
+    }
+
+    /// Bytes this device counted as on the server that the server says it
+    /// does not hold (its copy was lost, e.g. a restore from an older
+    /// backup): back on the queue, if they are still on this device.
+    fn send_again(&self, missing: &[BlobHash]) -> Result<(), TpError> {
+        for hash in missing {
+            let k = key(TransferDirection::Upload, hash);
+            if !self.blobs.contains(hash) {
+                continue;
+            }
+            if self.entry(&k)?.is_some_and(|e| e.uploaded) {
+                self.update_entry(&k, |e| {
+                    e.uploaded = false;
+                    e.done = 0;
+                    e.last_error = Some("the server lost its copy; sending it again".into());
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds bytes the server now holds to the learned count.
@@ -1182,6 +1204,7 @@ mod tests {
             quota_bytes: 1 << 20,
             used_bytes: 300_000,
             available_bytes: (1 << 20) - 300_000,
+            missing: Vec::new(),
         };
         assert!(check_room(&learned, true, 400_000, &[300_000, 48_576], &school).is_ok());
         let Err(TpError::QuotaExceeded { message }) =
@@ -1267,6 +1290,36 @@ mod tests {
                 preview.map(str::to_owned),
             )
         }
+    }
+
+    #[test]
+    fn bytes_the_server_lost_go_back_on_the_queue_if_still_here() {
+        let p = phone();
+        let item = p.microscope();
+        let photo = p.file("IMG_0002.jpg", 20_000, 5);
+        let info = p.attach(&item, &photo, None).unwrap();
+        let hash: BlobHash = info.sha256.parse().unwrap();
+        let k = key(TransferDirection::Upload, &hash);
+        // As if an earlier transfer had sent it.
+        p.store
+            .update_entry(&k, |e| {
+                e.uploaded = true;
+                e.done = e.size;
+            })
+            .unwrap();
+        assert!(p.store.pending_transfers().unwrap().is_empty());
+        // A name this device does not hold is ignored.
+        let elsewhere = BlobHash::of(b"another device's photo");
+        p.store.send_again(&[hash, elsewhere]).unwrap();
+        let queue = p.store.pending_transfers().unwrap();
+        assert_eq!(queue.len(), 1, "{queue:?}");
+        assert_eq!(queue[0].sha256, info.sha256);
+        assert_eq!(queue[0].done_bytes, 0);
+        assert!(queue[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("lost its copy"));
     }
 
     #[test]
@@ -1385,6 +1438,7 @@ mod tests {
                     quota_bytes: 10_000,
                     used_bytes: 6_000,
                     available_bytes: 4_000,
+                    missing: Vec::new(),
                 },
                 1,
             )

@@ -62,7 +62,15 @@ pub struct Limits {
     /// progress (reserved).
     pub used_bytes: u64,
     pub available_bytes: u64,
+    /// Blobs the school's active attachment records name that the server
+    /// does not hold for the school (not sent yet, or lost with a disk and
+    /// not in the backup restored): a phone that has them sends them again.
+    /// At most [`MAX_MISSING_LISTED`].
+    pub missing: Vec<BlobHash>,
 }
+
+/// The most blob names [`Limits::missing`] lists (about 66 bytes each).
+pub const MAX_MISSING_LISTED: usize = 500;
 
 /// Where an upload stands.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -169,15 +177,26 @@ impl Blobs {
         Ok(used)
     }
 
-    /// The limits as they apply to `school` now.
-    pub fn limits(&self, school: &SchoolId) -> Result<Limits, Refusal> {
+    /// The limits as they apply to `school` now; `named` are the blob names
+    /// of the school's active attachment records.
+    pub fn limits(&self, school: &SchoolId, named: &[BlobHash]) -> Result<Limits, Refusal> {
         let used = self.used(school)?;
+        let mut missing = Vec::new();
+        for h in named {
+            if missing.len() >= MAX_MISSING_LISTED {
+                break;
+            }
+            if !self.holds(school, h)? && !missing.contains(h) {
+                missing.push(*h);
+            }
+        }
         Ok(Limits {
             max_attachment_bytes: self.config.max_blob_bytes,
             max_frame_bytes: self.config.max_frame_bytes,
             quota_bytes: self.config.quota_bytes,
             used_bytes: used,
             available_bytes: self.config.quota_bytes.saturating_sub(used),
+            missing,
         })
     }
 
@@ -336,6 +355,28 @@ impl Blobs {
 
 fn decode_size(v: &[u8]) -> u64 {
     v.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// The blob names (files and previews) of a school's active attachments.
+pub fn active_blob_names(
+    hub: &Hub<SledStorage>,
+    school: &SchoolId,
+) -> Result<Vec<BlobHash>, String> {
+    let id = DocId::school(school, DocKind::Attachments).map_err(|e| e.to_string())?;
+    hub.read(&id, |doc| {
+        doc.list::<Attachment>().map(|list| {
+            list.into_iter()
+                .filter(|(_, a)| a.status == sync_core::records::AttachmentStatus::Active)
+                .flat_map(|(_, a)| {
+                    a.blob_names()
+                        .filter_map(|n| n.parse().ok())
+                        .collect::<Vec<BlobHash>>()
+                })
+                .collect()
+        })
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// The attachment records of a school that name `hash` (as the file or as

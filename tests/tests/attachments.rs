@@ -645,3 +645,70 @@ fn a_backup_carries_the_photos_and_a_restored_server_serves_them() {
         .unwrap();
     assert!(state.complete, "and knows the school sent it: {state:?}");
 }
+
+#[test]
+fn the_limits_list_what_the_server_lacks_so_a_lost_copy_is_sent_again() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start(data.path());
+    let county = County::setup(&server);
+    let school = county::school(0);
+    let token = county.teachers[0].access_token.clone();
+    let mut phone = Phone::new(county.teachers[0].clone());
+    let bytes = photo(40_000, 10);
+    let hash = attach(&mut phone, &county.client, &school, &bytes, 10);
+    let limits = county
+        .client
+        .attachment_limits(&token, school.as_str())
+        .unwrap();
+    assert_eq!(
+        limits.missing,
+        vec![hash],
+        "named by a record, not sent yet"
+    );
+    county
+        .client
+        .upload_file(
+            &token,
+            school.as_str(),
+            &hash,
+            write_temp(&bytes).path(),
+            3,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(county
+        .client
+        .attachment_limits(&token, school.as_str())
+        .unwrap()
+        .missing
+        .is_empty());
+
+    // The server loses its copy (a disk replaced, an older backup restored).
+    server.kill();
+    let hex = hash.to_hex();
+    std::fs::remove_file(data.path().join("blobs/sha256").join(&hex[..2]).join(&hex)).unwrap();
+    server.restart();
+    let client = server.client();
+    assert_eq!(fetch_raw(&server.url, &token, &school, &hash).0, 404);
+    assert_eq!(
+        client
+            .attachment_limits(&token, school.as_str())
+            .unwrap()
+            .missing,
+        vec![hash]
+    );
+    // The phone, told so, sends it again, and the server takes it.
+    let done = client
+        .upload_file(
+            &token,
+            school.as_str(),
+            &hash,
+            write_temp(&bytes).path(),
+            3,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(done.complete);
+    let (status, got) = fetch_raw(&server.url, &token, &school, &hash);
+    assert!(status == 200 && got == bytes);
+}

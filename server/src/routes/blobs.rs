@@ -154,7 +154,12 @@ async fn limits(
 ) -> Result<Json<Limits>, ApiError> {
     let school = parse_school(&code)?;
     check(&st, &caller, &school, Access::Read)?;
-    let l = blocking(move || st.blobs.limits(&school).map_err(ApiError::from)).await?;
+    let l = blocking(move || {
+        let named =
+            crate::blobs::active_blob_names(&st.hub, &school).map_err(ApiError::internal)?;
+        Ok(st.blobs.limits(&school, &named)?)
+    })
+    .await?;
     Ok(Json(l))
 }
 
