@@ -118,6 +118,8 @@ impl Client {
     /// end as frames of `frame_bytes`, in one request. `on_sent` is told the
     /// bytes handed to the network so far (the server may not have them yet;
     /// [`UploadState::received`] in the answer is what it stored).
+    // One request's worth of plain arguments; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn upload_from(
         &self,
         access: &str,
@@ -277,7 +279,10 @@ impl Client {
         let have = out.metadata().map_err(io)?.len();
         let req = self
             .agent
-            .get(self.url(&format!("/v1/schools/{school}/blobs/{hash}?offset={have}")))
+            .get(self.url(&format!(
+                "/v1/schools/{school}/blobs/{hash}?offset={have}&frame={}",
+                self.link.lock().size()
+            )))
             .config()
             .timeout_per_call(None)
             .build()
@@ -300,11 +305,21 @@ impl Client {
         let mut buf = vec![0u8; 32 << 10];
         while got < size {
             let n = match reader.read(&mut buf) {
-                Ok(0) => break,
+                Ok(0) => {
+                    // Ended early: a cut the network reported as an end.
+                    self.link
+                        .lock()
+                        .cut_after(got - have + decoder.pending() as u64);
+                    break;
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     out.sync_data().map_err(io)?;
+                    // Cut: the next attempt uses frames that fit the link.
+                    self.link
+                        .lock()
+                        .cut_after(got - have + decoder.pending() as u64);
                     return Err(self.transport(ureq::Error::from(e)));
                 }
             };

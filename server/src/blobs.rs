@@ -124,8 +124,11 @@ pub struct Blobs {
     /// was cut reconnects while the server is still storing the frames that
     /// arrived before the cut; its next request waits for them, so the
     /// progress it is told is final.
-    locks: Mutex<HashMap<(SchoolId, BlobHash), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<(SchoolId, BlobHash), UploadLock>>,
 }
+
+/// The lock of one upload (school and blob).
+type UploadLock = Arc<tokio::sync::Mutex<()>>;
 
 fn key(school: &SchoolId, hash: &BlobHash) -> Vec<u8> {
     format!("{school}/{hash}").into_bytes()

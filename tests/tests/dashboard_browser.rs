@@ -14,6 +14,12 @@
 //! page; a stale access cookie is replaced through the refresh cookie; a
 //! form from another origin is refused; a comment holding `<script>` is
 //! shown escaped.
+//!
+//! Attachments: a teacher's phone records photos of an equipment item (one
+//! sent with its thumbnail, one not sent yet, one removed); the county
+//! user's school page counts them, its thumbnail loads under the page's
+//! Content-Security-Policy, "查看原图" opens the exact bytes, and a teacher
+//! of another school gets the refusal page for them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,12 +27,14 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sync_core::indicators::reference_template;
 use sync_core::records::{
-    ArchiveBox, ArchiveItem, ArchiveItemStatus, BoxStatus, CatalogueEntry, ChecklistRow,
-    ChecklistRowStatus, EntryStatus, EquipmentItem, EquipmentStatus, IndicatorTemplate, Retention,
-    SchoolProfile, SchoolType, TeachingPointPolicy, TemplateSettings, ValueSource,
+    ArchiveBox, ArchiveItem, ArchiveItemStatus, AttachedTo, Attachment, AttachmentStatus,
+    BoxStatus, CatalogueEntry, ChecklistRow, ChecklistRowStatus, EntryStatus, EquipmentItem,
+    EquipmentStatus, IndicatorTemplate, Retention, SchoolProfile, SchoolType, TeachingPointPolicy,
+    TemplateSettings, ValueSource,
 };
 use sync_core::workload::{sample_book, sample_equipment};
 use sync_core::{DocId, DocKind, RecordId, SchoolId};
+use tpsync_blobs::BlobHash;
 use tpsync_tests::browser::{Browser, Page};
 use tpsync_tests::county::{self, County, COUNTY_USER, PASSWORD};
 use tpsync_tests::http::{get, post};
@@ -1018,4 +1026,267 @@ fn pages_need_a_session_refresh_it_and_escape_what_users_wrote() {
     assert!(a.set_cookies.is_empty(), "{:?}", a.set_cookies);
     assert!(a.body.contains("用户名或密码不对"), "{}", a.body);
     server.stop();
+}
+
+/// A valid 1×1 grey baseline JPEG (one 8×8 block, every coefficient zero,
+/// Huffman tables of one code each), with `comment` in a COM segment so
+/// that each call can make a different file.
+fn tiny_jpeg(comment: &str) -> Vec<u8> {
+    fn segment(out: &mut Vec<u8>, marker: u8, body: &[u8]) {
+        out.extend([0xFF, marker]);
+        out.extend(u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+        out.extend(body);
+    }
+    let mut j = vec![0xFF, 0xD8];
+    if !comment.is_empty() {
+        segment(&mut j, 0xFE, comment.as_bytes());
+    }
+    segment(&mut j, 0xDB, &[[0u8].as_slice(), &[1; 64]].concat());
+    segment(&mut j, 0xC0, &[8, 0, 1, 0, 1, 1, 1, 0x11, 0]);
+    for class in [0x00, 0x10] {
+        let mut dht = vec![class, 1];
+        dht.extend([0; 15]);
+        dht.push(0); // DC: difference 0; AC: end of block.
+        segment(&mut j, 0xC4, &dht);
+    }
+    segment(&mut j, 0xDA, &[1, 1, 0, 0, 0x3F, 0]);
+    // Two one-bit codes "0", padded with ones.
+    j.extend([0x3F, 0xFF, 0xD9]);
+    j
+}
+
+/// A GET with cookies, the body as bytes.
+fn http_bytes(
+    url: &str,
+    path: &str,
+    cookie: Option<&str>,
+    range: Option<&str>,
+) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
+    let mut req = agent().get(format!("{url}{path}"));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    let mut r = req.call().expect("HTTP request");
+    let body = r.body_mut().read_to_vec().expect("the body");
+    (r.status().as_u16(), r.headers().clone(), body)
+}
+
+#[test]
+fn a_schools_attachments_show_thumbnails_and_open_only_for_who_may_see_them() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start(dir.path());
+    let url = server.url.clone();
+    let fx = County::setup(&server);
+    let school = county::school(0);
+    let code = school.as_str();
+
+    // The teacher photographs an equipment item: a photo sent with its
+    // thumbnail, one not sent yet, and a wrong one removed.
+    let mut phone = Phone::new(fx.teachers[0].clone());
+    let item = phone.add_equipment(&school, 1);
+    let (sent, sent_preview) = (tiny_jpeg("IMG_0001 原图"), tiny_jpeg(""));
+    let (unsent, unsent_preview) = (tiny_jpeg("IMG_0002 原图"), tiny_jpeg("IMG_0002"));
+    let wrong = tiny_jpeg("IMG_0003");
+    let hash = |b: &[u8]| BlobHash::of(b);
+    let record =
+        |file: &[u8], preview: &[u8], name: &str, caption: &str, removed: bool| Attachment {
+            target_kind: AttachedTo::EquipmentItem,
+            target: item,
+            sha256: hash(file).to_hex(),
+            size: file.len() as u64,
+            media_type: "image/jpeg".into(),
+            file_name: Some(name.into()),
+            caption: Some(caption.into()),
+            preview_sha256: Some(hash(preview).to_hex()),
+            preview_size: Some(preview.len() as u64),
+            taken_on: Some("2026-11-20".into()),
+            status: if removed {
+                AttachmentStatus::Removed
+            } else {
+                AttachmentStatus::Active
+            },
+            status_reason: removed.then(|| "拍错了，是隔壁教室的".into()),
+        };
+    let ctx = phone.ctx();
+    phone
+        .replica
+        .edit(&doc(&school, DocKind::Attachments), |d| {
+            d.insert(
+                &ctx,
+                RecordId::random(),
+                &record(&sent, &sent_preview, "IMG_0001.jpg", "显微镜铭牌", false),
+            )?;
+            d.insert(
+                &ctx,
+                RecordId::random(),
+                &record(
+                    &unsent,
+                    &unsent_preview,
+                    "IMG_0002.jpg",
+                    "显微镜全貌",
+                    false,
+                ),
+            )?;
+            d.insert(
+                &ctx,
+                RecordId::random(),
+                &record(&wrong, &wrong, "IMG_0003.jpg", "错拍", true),
+            )
+        })
+        .unwrap();
+    phone.sync_all(&fx.client).unwrap();
+    let teacher = &fx.teachers[0].access_token;
+    for bytes in [&sent, &sent_preview] {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), bytes).unwrap();
+        let done = fx
+            .client
+            .upload_file(teacher, code, &hash(bytes), f.path(), 5, &mut |_| {})
+            .expect("upload");
+        assert!(done.complete, "{done:?}");
+    }
+    eventually(
+        &url,
+        &fx.county.access_token,
+        &format!("/v1/reports/schools/{code}"),
+        |r| r["equipment_items"] == 1,
+    );
+    let prepared = started.elapsed();
+
+    // The county user signs in on the school's page.
+    let browser = Browser::launch();
+    let page = browser.open(&format!("{url}/ui/schools/{code}"));
+    sign_in(&page, COUNTY_USER, PASSWORD);
+    assert_eq!(page.url(), format!("{url}/ui/schools/{code}"));
+    let figs = figures(&page);
+    assert_eq!(number(&figs, "attachments-count"), Some(2.0));
+    assert_eq!(number(&figs, "attachments-missing"), Some(1.0));
+    assert_eq!(number(&figs, "attachments-removed"), Some(1.0));
+    assert_eq!(number(&figs, "attachments-equipment_item"), Some(2.0));
+    let sent_li = format!("[data-testid=attachment-{}]", &hash(&sent).to_hex()[..12]);
+    let unsent_li = format!("[data-testid=attachment-{}]", &hash(&unsent).to_hex()[..12]);
+    // Both under what they belong to, with name, caption, size and date.
+    assert!(page
+        .text("[data-testid=attachments-equipment_item] h3")
+        .starts_with("仪器设备"));
+    for (li, name, caption) in [
+        (&sent_li, "IMG_0001.jpg", "显微镜铭牌"),
+        (&unsent_li, "IMG_0002.jpg", "显微镜全貌"),
+    ] {
+        let text = page.text(&format!("[data-testid=attachments-equipment_item] {li}"));
+        for shown in [name, caption, "KB", "2026-11-20"] {
+            assert!(text.contains(shown), "{shown} not in {text}");
+        }
+    }
+    assert!(
+        page.text(&unsent_li).contains("尚未上传"),
+        "{}",
+        page.text(&unsent_li)
+    );
+    assert!(
+        !page.exists(&format!("{unsent_li} img")) && !page.exists(&format!("{unsent_li} a")),
+        "nothing to show or open for the photo not sent yet"
+    );
+    // The removed photo's reason, inside the closed <details>.
+    let removed = page
+        .eval("document.querySelector('[data-testid=attachments-removed-list] li').textContent");
+    assert!(
+        removed
+            .as_str()
+            .is_some_and(|t| t.contains("拍错了，是隔壁教室的")),
+        "{removed}"
+    );
+    // The thumbnail loads under the page's Content-Security-Policy.
+    let img = format!("{sent_li} img");
+    assert_eq!(
+        page.attr(&img, "src"),
+        Some(format!(
+            "/ui/schools/{code}/blobs/{}",
+            hash(&sent_preview).to_hex()
+        ))
+    );
+    assert_eq!(page.attr(&img, "alt").as_deref(), Some("显微镜铭牌"));
+    assert_eq!(page.attr(&img, "loading").as_deref(), Some("lazy"));
+    page.wait_until(&format!(
+        "(() => {{ const i = document.querySelector({img:?}); i.scrollIntoView(); \
+         return i.complete && i.naturalWidth > 0; }})()"
+    ));
+    assert!(page
+        .eval(&format!(
+            "document.querySelector({img:?}).getBoundingClientRect().width"
+        ))
+        .as_f64()
+        .is_some_and(|w| w > 0.0 && w <= 96.0));
+    keep_screenshot(&page, "school-attachments");
+    let cookie = format!(
+        "tpsync_access={}",
+        page.cookie("tpsync_access").expect("signed in")
+    );
+    let (_, headers, _) = http_bytes(&url, &format!("/ui/schools/{code}"), Some(&cookie), None);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("img-src 'self';"),
+        "{csp}"
+    );
+
+    // "查看原图" is the exact bytes, as a photo, not a page.
+    let link = format!("{sent_li} a");
+    assert_eq!(page.text(&link), "查看原图");
+    let href = page.attr(&link, "href").unwrap();
+    assert_eq!(
+        href,
+        format!("/ui/schools/{code}/blobs/{}", hash(&sent).to_hex())
+    );
+    let (status, headers, body) = http_bytes(&url, &href, Some(&cookie), None);
+    assert_eq!(status, 200);
+    assert!(body == sent, "the photo's bytes");
+    assert_eq!(headers["content-type"], "image/jpeg");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    let (status, _, body) = http_bytes(&url, &href, Some(&cookie), Some("bytes=10-"));
+    assert_eq!(status, 206);
+    assert!(body == sent[10..], "a range is the rest of the photo");
+    let (status, headers, _) = http_bytes(&url, &href, None, None);
+    assert_eq!(status, 303, "no session, no photo");
+    assert!(headers["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/ui/login?next="));
+    let (status, _, body) = http_bytes(
+        &url,
+        &format!("/ui/schools/{code}/blobs/{}", hash(&unsent).to_hex()),
+        Some(&cookie),
+        None,
+    );
+    assert_eq!(status, 404, "not sent yet");
+    assert!(String::from_utf8_lossy(&body).contains("data-status=\"404\""));
+    page.click(&link);
+    assert_eq!(page.url(), format!("{url}{href}"));
+    assert_eq!(page.eval("document.contentType"), "image/jpeg");
+    assert_eq!(page.eval("document.images[0].naturalWidth"), 1);
+
+    // A teacher of another school: the refusal page, not the photo.
+    page.goto(&format!("{url}/ui/logout"));
+    sign_in(&page, &county::teacher_name(2), PASSWORD);
+    page.goto(&format!("{url}{href}"));
+    assert_eq!(
+        page.attr("[data-testid=error]", "data-status").as_deref(),
+        Some("403")
+    );
+    assert!(page.text("[data-testid=error]").contains("无权查看"));
+
+    drop(page);
+    drop(browser);
+    server.stop();
+    eprintln!(
+        "dashboard_browser attachments: data ready in {prepared:.1?}, whole test {:.1?}",
+        started.elapsed()
+    );
 }

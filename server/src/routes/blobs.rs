@@ -281,6 +281,9 @@ async fn begin(
 struct OffsetQuery {
     #[serde(default)]
     offset: u64,
+    /// Frame size a framed download should use (clamped to 1 KiB…the
+    /// server's largest frame); the client fits it to its link.
+    frame: Option<usize>,
 }
 
 /// Receives chunk frames from `offset`. Each verified frame is synced to
@@ -441,7 +444,8 @@ async fn download(
     Query(q): Query<OffsetQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve_blob(&st, &caller, &code, &hash, q.offset, &headers).await
+    let frame = q.frame.unwrap_or(DEFAULT_FRAME_BYTES);
+    serve_blob_framed(&st, &caller, &code, &hash, q.offset, frame, &headers).await
 }
 
 /// Answers a download of blob `hash` of school `code` for `caller` after
@@ -456,7 +460,24 @@ pub(crate) async fn serve_blob(
     offset: u64,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let q = OffsetQuery { offset };
+    serve_blob_framed(st, caller, code, hash, offset, DEFAULT_FRAME_BYTES, headers).await
+}
+
+/// [`serve_blob`] with the frame size of a framed answer.
+async fn serve_blob_framed(
+    st: &AppState,
+    caller: &Caller,
+    code: &str,
+    hash: &str,
+    offset: u64,
+    frame: usize,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let q = OffsetQuery {
+        offset,
+        frame: None,
+    };
+    let frame = frame.clamp(1024, st.blobs.config.max_frame_bytes);
     let (_school, hash, media, size) = servable(st, caller, code, hash).await?;
     let framed = headers
         .get(header::ACCEPT)
@@ -482,11 +503,7 @@ pub(crate) async fn serve_blob(
     }
     let store = st.blobs.store().clone();
     let metrics = st.metrics.clone();
-    let chunk = if framed {
-        DEFAULT_FRAME_BYTES
-    } else {
-        64 << 10
-    };
+    let chunk = if framed { frame } else { 64 << 10 };
     // Reads the file a chunk at a time on the blocking pool: a 20 MB scan
     // never sits whole in memory.
     let stream = futures_util::stream::unfold(start, move |at| {

@@ -10,7 +10,8 @@
 //! - Everything is readable with JavaScript off, and there is none: links,
 //!   HTML forms (POST, then 303 to the page), `<details>` for long lists.
 //!   The answers carry a Content-Security-Policy that allows no script at
-//!   all, so even an escaping mistake could not run one.
+//!   all, so even an escaping mistake could not run one; images only from
+//!   this server (attachment thumbnails, `/ui/schools/{code}/blobs/…`).
 //! - No external assets: the county's network may be down while its LAN
 //!   works. The CSS is inline ([`style::CSS`]), charts are inline SVG drawn
 //!   here ([`charts`]), fonts are the device's own.
@@ -81,6 +82,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/townships/{code}", get(area::township))
         .route("/ui/schools/{code}", get(school::page))
         .route("/ui/schools/{code}/review", post(school::review))
+        .route("/ui/schools/{code}/blobs/{hash}", get(school::blob))
         .route("/ui/gaps", get(gaps::gaps))
         .route("/ui/freshness", get(gaps::freshness))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -129,7 +131,7 @@ fn harden(resp: &mut Response) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
@@ -141,6 +143,56 @@ fn harden(resp: &mut Response) {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+}
+
+/// Headers for an attachment's bytes opened in a browser. The media type
+/// is whatever the phone wrote in the record, and the bytes are served on
+/// this origin with the session cookies: only photos and PDFs are shown
+/// inline, anything else (HTML, SVG, …) is a download; nothing in them may
+/// run a script or load anything (`sandbox`; a PDF viewer refuses a
+/// sandboxed document, and runs no script of the page's origin anyway).
+/// Not kept by the browser, like the pages (scans of archive documents are
+/// personal data too).
+pub(crate) fn harden_blob(resp: &mut Response) {
+    let media = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let pdf = media == "application/pdf";
+    let inline = pdf
+        || matches!(
+            media.as_str(),
+            "image/jpeg" | "image/png" | "image/webp" | "image/gif"
+        );
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !inline {
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    if !pdf {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
+                 frame-ancestors 'none'; sandbox",
+            ),
+        );
+    }
 }
 
 /// A whole HTML document around `body`, with the navigation for `who`.

@@ -1,7 +1,12 @@
 //! One school's page (`/ui/schools/{code}`): its figures, each stage's
 //! R1–R7 and books per student against the thresholds with shortfalls and
 //! plans, the verdict, the review state of each section with the buttons
-//! the viewer's level may press, the school's gaps and its devices.
+//! the viewer's level may press, the school's gaps, its attachments (附件:
+//! photos and scans, with thumbnails) and its devices.
+//!
+//! An attachment's bytes are served to the browser by
+//! `/ui/schools/{code}/blobs/{hash}` ([`blob`]), through the same checks as
+//! the JSON API's download ([`serve_blob`]).
 //!
 //! A button is an HTML form posting to `/ui/schools/{code}/review`, which
 //! runs the same step as `POST /v1/schools/{code}/review`
@@ -9,22 +14,26 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 use sync_core::indicators::{IndicatorResult, StageEvaluation, ValueOrigin, Verdict};
-use sync_core::records::{ReviewAction, Section};
-use sync_core::SchoolId;
+use sync_core::records::{AttachedTo, Attachment, AttachmentStatus, ReviewAction, Section};
+use sync_core::{DocId, DocKind, SchoolId};
+use tpsync_blobs::BlobHash;
 use tpsync_reports::{
     action_label, school_type_label, section_label, ReviewStatus, SchoolReport, SectionState,
 };
 
 use super::charts::{self, AgainstThreshold};
-use super::format::{datetime, num, num_opt, overdue, percent, plan_status_label, raw_opt};
+use super::format::{
+    datetime, num, num_opt, num_places, overdue, percent, plan_status_label, raw_opt,
+};
 use super::gaps::{devices_table, school_gaps};
-use super::{enc, Session};
+use super::{enc, harden_blob, Session};
+use crate::routes::blobs::serve_blob;
 use crate::routes::blocking;
 use crate::routes::reports::{apply_review, devices_in, view, ReviewStep, StaleDevice, View};
 use crate::{now_ms, ApiError, AppState};
@@ -120,11 +129,17 @@ pub(crate) async fn render(
             .collect(),
         Err(e) => return s.error(e),
     };
+    let st2 = st.clone();
+    let school2 = school.clone();
+    let attachments = match blocking(move || read_attachments(&st2, &school2)).await {
+        Ok(a) => a,
+        Err(e) => return s.error(e),
+    };
     let title = report.meta.name.clone();
     s.page_with(
         status,
         &title,
-        school_page(&report, &v, banner.as_ref(), &devices, now),
+        school_page(&report, &v, banner.as_ref(), &devices, &attachments, now),
     )
 }
 
@@ -133,6 +148,7 @@ fn school_page(
     v: &View,
     banner: Option<&Banner>,
     devices: &[StaleDevice],
+    attachments: &[AttachmentRow],
     now: u64,
 ) -> Markup {
     let m = &r.meta;
@@ -194,6 +210,9 @@ fn school_page(
         } @else {
             (school_gaps(&r.gaps, now))
         }
+
+        h2 #attachments { "附件" }
+        (attachments_section(m.code.as_str(), attachments))
 
         h2 #devices { "设备同步" }
         (devices_table(devices, false))
@@ -536,5 +555,296 @@ pub(crate) async fn review(
             )
             .await
         }
+    }
+}
+
+/// More active attachments than this are listed inside a closed
+/// `<details>` (its thumbnails then load only when it is opened).
+const ATTACHMENTS_OPEN_MAX: usize = 12;
+
+/// One attachment record as the page lists it.
+struct AttachmentRow {
+    attachment: Attachment,
+    /// Whether the server holds the file's bytes (the phone may not have
+    /// sent them yet).
+    stored: bool,
+    /// Whether it holds the preview's (a JPEG thumbnail).
+    preview_stored: bool,
+}
+
+/// The school's attachment records and which bytes are on the server, as
+/// `GET /v1/schools/{code}/attachments` reads them (blocking).
+fn read_attachments(st: &AppState, school: &SchoolId) -> Result<Vec<AttachmentRow>, ApiError> {
+    let id = DocId::school(school, DocKind::Attachments).map_err(ApiError::internal)?;
+    let list = st
+        .hub
+        .read(&id, |d| d.list::<Attachment>())
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let held = |h: &str| -> Result<bool, ApiError> {
+        match h.parse::<BlobHash>() {
+            Ok(h) => Ok(st.blobs.holds(school, &h)?),
+            Err(_) => Ok(false),
+        }
+    };
+    let mut rows = Vec::with_capacity(list.len());
+    for (_, a) in list {
+        rows.push(AttachmentRow {
+            stored: held(&a.sha256)?,
+            preview_stored: match &a.preview_sha256 {
+                Some(p) => held(p)?,
+                None => false,
+            },
+            attachment: a,
+        });
+    }
+    Ok(rows)
+}
+
+/// What an attachment belongs to, in the order the page lists them.
+fn attached_to_label(k: AttachedTo) -> (u8, &'static str) {
+    match k {
+        AttachedTo::SchoolProfile => (0, "学校概况"),
+        AttachedTo::EquipmentItem => (1, "仪器设备"),
+        AttachedTo::StocktakeSession => (2, "盘点"),
+        AttachedTo::Book => (3, "图书"),
+        AttachedTo::ArchiveItem => (4, "档案条目"),
+        AttachedTo::ArchiveBox => (5, "档案盒"),
+        AttachedTo::ChecklistRow => (6, "标准化建设"),
+        AttachedTo::ImprovementPlan => (7, "补短板"),
+    }
+}
+
+/// A file's size for people: `0.5 KB`, `230.4 KB`, `3.2 MB`.
+fn file_size(bytes: u64) -> String {
+    const MB: u64 = 1 << 20;
+    if bytes >= MB {
+        format!("{} MB", num_places(bytes as f64 / MB as f64, 1))
+    } else if bytes == 0 {
+        "0 KB".into()
+    } else {
+        format!("{} KB", num_places((bytes as f64 / 1024.0).max(0.1), 1))
+    }
+}
+
+/// The page's path for one of the school's blobs.
+fn blob_path(code: &str, hash: &str) -> String {
+    format!("/ui/schools/{}/blobs/{}", enc(code), enc(hash))
+}
+
+/// The first 12 hex digits of a hash, for a `data-testid`.
+fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// The school's attachments: how many, how many the phones have not sent
+/// yet, the active ones by what they belong to (thumbnail, name, caption,
+/// size, date, a link to the file), and the removed ones with the reasons.
+fn attachments_section(code: &str, rows: &[AttachmentRow]) -> Markup {
+    let mut active: Vec<&AttachmentRow> = rows
+        .iter()
+        .filter(|r| r.attachment.status == AttachmentStatus::Active)
+        .collect();
+    // By kind, newest first, then by name.
+    active.sort_by(|a, b| {
+        let (a, b) = (&a.attachment, &b.attachment);
+        attached_to_label(a.target_kind)
+            .0
+            .cmp(&attached_to_label(b.target_kind).0)
+            .then_with(|| b.taken_on.cmp(&a.taken_on))
+            .then_with(|| a.file_name.cmp(&b.file_name))
+    });
+    let removed: Vec<&Attachment> = rows
+        .iter()
+        .map(|r| &r.attachment)
+        .filter(|a| a.status == AttachmentStatus::Removed)
+        .collect();
+    let missing = active.iter().filter(|r| !r.stored).count();
+    let groups = active.chunk_by(|a, b| a.attachment.target_kind == b.attachment.target_kind);
+    let list = html! {
+        @for group in groups {
+            @let kind = group[0].attachment.target_kind;
+            section.att-group data-testid=(format!("attachments-{}", kind.code()))
+                data-value=(group.len()) {
+                h3 { (attached_to_label(kind).1) span.na { "（" (group.len()) "）" } }
+                ul.atts {
+                    @for row in group { (attachment_item(code, row)) }
+                }
+            }
+        }
+    };
+    html! {
+        section data-testid="attachments" {
+            div.cards.small {
+                div.card {
+                    div.k { "附件" }
+                    div.v data-testid="attachments-count" data-value=(active.len()) {
+                        (active.len()) span.n { " 个" }
+                    }
+                }
+                div.card {
+                    div.k { "尚未上传" }
+                    div.v.bad[missing > 0] data-testid="attachments-missing" data-value=(missing) {
+                        (missing) span.n { " 个" }
+                    }
+                }
+            }
+            @if active.is_empty() {
+                p.na data-testid="no-attachments" { "还没有附件。" }
+            } @else if active.len() > ATTACHMENTS_OPEN_MAX {
+                details data-testid="attachments-list" {
+                    summary { "全部附件（" (active.len()) " 个）" }
+                    (list)
+                }
+            } @else {
+                div data-testid="attachments-list" { (list) }
+            }
+            @if !removed.is_empty() {
+                details.removed data-testid="attachments-removed-list" {
+                    summary {
+                        "已移除 "
+                        span data-testid="attachments-removed" data-value=(removed.len()) {
+                            (removed.len())
+                        }
+                    }
+                    ul.plain {
+                        @for a in &removed {
+                            li data-testid=(format!("removed-{}", short_hash(&a.sha256))) {
+                                (a.file_name.as_deref().unwrap_or("未命名"))
+                                span.na { "（" (attached_to_label(a.target_kind).1) "）" }
+                                "："
+                                (a.status_reason.as_deref().unwrap_or("未写原因"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn attachment_item(code: &str, row: &AttachmentRow) -> Markup {
+    let a = &row.attachment;
+    let name = a.file_name.as_deref().unwrap_or("未命名");
+    let alt = a.caption.as_deref().unwrap_or(name);
+    let image = a.media_type.starts_with("image/");
+    html! {
+        li.att data-testid=(format!("attachment-{}", short_hash(&a.sha256)))
+            data-kind=(a.target_kind.code()) data-stored=(row.stored) {
+            div.thumb {
+                @match (&a.preview_sha256, row.preview_stored) {
+                    (Some(p), true) => {
+                        img src=(blob_path(code, p)) alt=(alt) width="96" height="96"
+                            loading="lazy" decoding="async";
+                    }
+                    _ => { span { "无预览" } }
+                }
+            }
+            div.meta {
+                b { (name) }
+                @if let Some(c) = &a.caption { div { (c) } }
+                div.na {
+                    span data-value=(a.size) { (file_size(a.size)) }
+                    @if let Some(d) = &a.taken_on { " · 拍摄于 " (d) }
+                }
+                div {
+                    @if row.stored {
+                        a href=(blob_path(code, &a.sha256)) {
+                            @if image { "查看原图" } @else { "查看原件" }
+                        }
+                    } @else {
+                        span.tag.bad { "尚未上传" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /ui/schools/{code}/blobs/{hash}`: an attachment's bytes (a photo,
+/// its preview, a scan) for the signed-in browser, through the checks of
+/// `GET /v1/schools/{code}/blobs/{hash}` ([`serve_blob`]: the caller may
+/// read the school's attachments, a record of the school names the blob,
+/// the school sent it). A refusal is the error page; a `Range` works as
+/// there. The answer is made safe to open on this origin by
+/// [`harden_blob`].
+pub(crate) async fn blob(
+    State(st): State<AppState>,
+    s: Session,
+    Path((code, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let school = match parse_school(&code) {
+        Ok(c) => c,
+        Err(e) => return s.error(e),
+    };
+    if hash.parse::<BlobHash>().is_err() {
+        return s.error(ApiError::bad_request(format!("“{hash}”不是附件的校验码。")));
+    }
+    // Only the byte range is passed on: these pages never ask for frames.
+    let mut pass = HeaderMap::new();
+    if let Some(r) = headers.get(header::RANGE) {
+        pass.insert(header::RANGE, r.clone());
+    }
+    match serve_blob(&st, &s.caller, school.as_str(), &hash, 0, &pass).await {
+        Ok(mut resp) => {
+            harden_blob(&mut resp);
+            with_session_cookies(&s, resp)
+        }
+        Err(mut e) => {
+            match e.status {
+                403 => e.detail = format!("学校 {school} 的附件不在您的管理范围内。"),
+                404 => {
+                    e.detail = "服务器上没有这个文件：手机可能还没有上传，\
+                                或这所学校的附件记录里没有它。"
+                        .into()
+                }
+                _ => {}
+            }
+            s.error(e)
+        }
+    }
+}
+
+/// `resp` with the cookies the session set on the way in (a token pair
+/// refreshed on this request): [`Session`] adds them only to the answers
+/// it makes itself, so they are taken from one of those.
+fn with_session_cookies(s: &Session, mut resp: Response) -> Response {
+    let carrier = s.redirect("/ui/");
+    for v in carrier.headers().get_all(header::SET_COOKIE) {
+        resp.headers_mut().append(header::SET_COOKIE, v.clone());
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_kb_and_mb() {
+        assert_eq!(file_size(0), "0 KB");
+        assert_eq!(file_size(30), "0.1 KB");
+        assert_eq!(file_size(512), "0.5 KB");
+        assert_eq!(file_size(235_930), "230.4 KB");
+        assert_eq!(file_size(3 << 20), "3 MB");
+        assert_eq!(file_size(3_355_443), "3.2 MB");
+    }
+
+    #[test]
+    fn every_kind_has_its_own_place() {
+        let kinds = [
+            AttachedTo::SchoolProfile,
+            AttachedTo::EquipmentItem,
+            AttachedTo::StocktakeSession,
+            AttachedTo::Book,
+            AttachedTo::ArchiveItem,
+            AttachedTo::ArchiveBox,
+            AttachedTo::ChecklistRow,
+            AttachedTo::ImprovementPlan,
+        ];
+        let mut order: Vec<u8> = kinds.iter().map(|k| attached_to_label(*k).0).collect();
+        order.dedup();
+        assert_eq!(order.len(), kinds.len());
     }
 }

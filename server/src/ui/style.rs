@@ -69,4 +69,9 @@ ul.plain{margin:4px 0;padding-left:18px}
 details{margin:6px 0}
 details summary{cursor:pointer;color:#0b5cad}
 .error h1{color:#b3261e}
+ul.atts{list-style:none;margin:4px 0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,300px),1fr));gap:8px}
+.att{display:flex;gap:8px;align-items:flex-start;background:#fff;border:1px solid #dde3e9;border-radius:6px;padding:6px 8px;min-width:0}
+.att .thumb{flex:none;width:96px;height:96px;display:flex;align-items:center;justify-content:center;background:#f0f3f6;border-radius:4px;overflow:hidden;font-size:12px;color:#6b7785}
+.att .thumb img{display:block;width:96px;height:96px;object-fit:contain}
+.att .meta{min-width:0;font-size:14px}
 "#;
