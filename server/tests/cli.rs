@@ -120,7 +120,11 @@ fn demo_list_history_bundle_and_errors() {
         data,
         &["validate", "--store", "laptop", "--school", SCHOOL],
     ));
-    assert_eq!(validated.lines().count(), 6);
+    assert_eq!(
+        validated.lines().count(),
+        sync_core::DocKind::SCHOOL_KINDS.len(),
+        "one line per document of the school: {validated}"
+    );
 
     // Bad input: a clear error and a failing exit code.
     let bad = tpsync(

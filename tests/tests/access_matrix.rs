@@ -205,7 +205,7 @@ fn every_role_reads_and_writes_exactly_what_the_rules_allow() {
             }
         }
     }
-    assert_eq!(checked, 4 * 25 * 2);
+    assert_eq!(checked, 4 * (4 * DocKind::SCHOOL_KINDS.len() + 1) * 2);
 
     // A request with an allowed and a refused write: refused whole, the
     // refusal names only the forbidden document, and neither is applied.

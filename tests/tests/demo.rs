@@ -248,8 +248,8 @@ fn check_county(demo: &Demo, device: &str) -> BTreeMap<(String, &'static str), u
     let me = client.me(&county.access_token).expect("the county's scope");
     assert_eq!(
         me.scope.all().len(),
-        SCHOOLS * 6 + 1,
-        "every school's six documents and the template: {:?}",
+        SCHOOLS * sync_core::DocKind::SCHOOL_KINDS.len() + 1,
+        "every school's documents and the template: {:?}",
         me.scope
     );
     let mut view = fresh_view(&client, &county, None).expect("sync a fresh county replica");

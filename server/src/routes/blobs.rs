@@ -564,10 +564,24 @@ async fn serve_blob_framed(
             header::HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
         );
+        // The media type is what a phone wrote: only images and PDFs show
+        // in place; anything else (HTML, SVG…) downloads, and nothing runs.
+        let shown = matches!(
+            media.split(';').next().unwrap_or("").trim(),
+            "image/jpeg" | "image/png" | "image/webp" | "image/gif" | "application/pdf"
+        );
         h.insert(
             header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("inline"),
+            HeaderValue::from_static(if shown { "inline" } else { "attachment" }),
         );
+        // (Chromium will not show a PDF under `sandbox`; a PDF runs no
+        // script in its viewer.)
+        if !media.starts_with("application/pdf") {
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"),
+            );
+        }
         if start > 0 {
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
             resp.headers_mut().insert(
