@@ -19,30 +19,16 @@
 
 use std::time::Instant;
 
-use sync_core::records::{AttachedTo, Attachment, AttachmentStatus};
-use sync_core::{DocId, DocKind, RecordId};
 use tpsync_blobs::BlobHash;
 use tpsync_client::{Client, ClientConfig};
 use tpsync_tests::county::{self, County};
-use tpsync_tests::phone::Phone;
+use tpsync_tests::phone::{photo, Phone};
 use tpsync_tests::proxy::{FaultPlan, FaultyProxy};
 use tpsync_tests::server::TestServer;
 
 const PHOTO_BYTES: usize = 300_000;
 const LINK_BYTES_PER_S: f64 = 50_000.0 / 8.0;
 const RTT_S: f64 = 0.6;
-
-fn photo(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 struct Row {
     link: String,
@@ -80,35 +66,11 @@ fn main() {
         // Fresh photos per link (the server keeps what it has), their
         // records synced first, as the phone does.
         let mut files = Vec::new();
-        let ctx = phone.ctx();
-        let attachments = DocId::school(&school, DocKind::Attachments).unwrap();
         for i in 0..n {
             let bytes = photo(PHOTO_BYTES, (li * 10_000 + i) as u64 + 1);
             let hash = BlobHash::of(&bytes);
             let item = phone.add_equipment(&school, li * 10_000 + i);
-            phone
-                .replica
-                .edit(&attachments, |d| {
-                    d.insert(
-                        &ctx,
-                        RecordId::random(),
-                        &Attachment {
-                            target_kind: AttachedTo::EquipmentItem,
-                            target: item,
-                            sha256: hash.to_hex(),
-                            size: PHOTO_BYTES as u64,
-                            media_type: "image/jpeg".into(),
-                            file_name: Some(format!("IMG_{i:04}.jpg")),
-                            caption: None,
-                            preview_sha256: None,
-                            preview_size: None,
-                            taken_on: None,
-                            status: AttachmentStatus::Active,
-                            status_reason: None,
-                        },
-                    )
-                })
-                .unwrap();
+            phone.attach_photo(&school, item, &hash.to_hex(), PHOTO_BYTES as u64, i);
             let path = dir.path().join(format!("{hash}.jpg"));
             std::fs::write(&path, &bytes).unwrap();
             files.push((hash, path));

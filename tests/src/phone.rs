@@ -8,13 +8,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::ReadDoc;
 
-use sync_core::records::{Book, EquipmentItem};
+use sync_core::records::{AttachedTo, Attachment, AttachmentStatus, Book, EquipmentItem};
 use sync_core::store::{MemoryStorage, SledStorage, Storage};
 use sync_core::sync::SyncStats;
 use sync_core::workload::{sample_book, sample_equipment};
 use sync_core::{ChangeHash, DocId, DocKind, EditContext, PeerId, RecordId, Replica, SchoolId};
 use tempfile::TempDir;
 use tpsync_client::{Client, ClientError, Tokens};
+
+/// `len` bytes that stand in for a photo: they do not compress, and differ
+/// per `seed`.
+pub fn photo(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
 
 /// How every replica names the server in its sync state.
 pub fn server_peer() -> PeerId {
@@ -92,6 +106,40 @@ impl Phone {
         self.replica
             .edit(&doc, |d| d.insert(&ctx, id, &sample_equipment(n)))
             .expect("insert an equipment item");
+        id
+    }
+
+    /// Attaches a photo named `sha256` (`size` bytes) to the equipment item
+    /// `item`, offline: the record only; the bytes travel separately, after
+    /// the records.
+    pub fn attach_photo(
+        &mut self,
+        school: &SchoolId,
+        item: RecordId,
+        sha256: &str,
+        size: u64,
+        n: usize,
+    ) -> RecordId {
+        let id = RecordId::random();
+        let ctx = self.ctx();
+        let doc = DocId::school(school, DocKind::Attachments).expect("doc id");
+        let record = Attachment {
+            target_kind: AttachedTo::EquipmentItem,
+            target: item,
+            sha256: sha256.to_owned(),
+            size,
+            media_type: "image/jpeg".into(),
+            file_name: Some(format!("IMG_{n:04}.jpg")),
+            caption: Some("铭牌".into()),
+            preview_sha256: None,
+            preview_size: None,
+            taken_on: Some("2026-11-20".into()),
+            status: AttachmentStatus::Active,
+            status_reason: None,
+        };
+        self.replica
+            .edit(&doc, |d| d.insert(&ctx, id, &record))
+            .expect("attach a photo");
         id
     }
 

@@ -5,28 +5,14 @@
 //! blobs no record names, and a teacher reaching for another school's photo.
 
 use serde_json::Value;
-use sync_core::records::{AttachedTo, Attachment, AttachmentStatus};
-use sync_core::{DocId, DocKind, RecordId, SchoolId};
+use sync_core::SchoolId;
 use tpsync_blobs::BlobHash;
 use tpsync_client::{Client, ClientConfig};
 use tpsync_tests::county::{self, County};
 use tpsync_tests::http::{get, post, put};
-use tpsync_tests::phone::Phone;
+use tpsync_tests::phone::{photo, Phone};
 use tpsync_tests::proxy::{FaultPlan, FaultyProxy};
 use tpsync_tests::server::TestServer;
-
-/// A photo-like file of `len` bytes that compresses poorly, different per `seed`.
-fn photo(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Records an equipment item and a photo of it on the phone, and syncs the
 /// records (records first, bytes after). Returns the photo's name.
@@ -39,31 +25,7 @@ fn attach(
 ) -> BlobHash {
     let item = phone.add_equipment(school, n);
     let hash = BlobHash::of(bytes);
-    let ctx = phone.ctx();
-    let doc = DocId::school(school, DocKind::Attachments).unwrap();
-    phone
-        .replica
-        .edit(&doc, |d| {
-            d.insert(
-                &ctx,
-                RecordId::random(),
-                &Attachment {
-                    target_kind: AttachedTo::EquipmentItem,
-                    target: item,
-                    sha256: hash.to_hex(),
-                    size: bytes.len() as u64,
-                    media_type: "image/jpeg".into(),
-                    file_name: Some(format!("IMG_{n:04}.jpg")),
-                    caption: Some("铭牌".into()),
-                    preview_sha256: None,
-                    preview_size: None,
-                    taken_on: Some("2026-11-20".into()),
-                    status: AttachmentStatus::Active,
-                    status_reason: None,
-                },
-            )
-        })
-        .expect("attach");
+    phone.attach_photo(school, item, &hash.to_hex(), bytes.len() as u64, n);
     phone.sync_all(client).expect("records sync first");
     hash
 }
@@ -94,10 +56,13 @@ fn metric(url: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A client through the proxy that notices a dead link within 10 s.
 fn slow_client(url: &str) -> Client {
-    let mut c = ClientConfig::default();
-    c.idle_timeout = std::time::Duration::from_secs(10);
-    Client::new(url, c).unwrap()
+    let config = ClientConfig {
+        idle_timeout: std::time::Duration::from_secs(10),
+        ..ClientConfig::default()
+    };
+    Client::new(url, config).unwrap()
 }
 
 #[test]
@@ -406,30 +371,7 @@ fn blobs_follow_the_records_access() {
     // B's: B never sent the bytes, so B's readers get nothing.
     let mut phone_b = Phone::new(county.teachers[2].clone());
     let item = phone_b.add_equipment(&b, 1);
-    let ctx = phone_b.ctx();
-    phone_b
-        .replica
-        .edit(&DocId::school(&b, DocKind::Attachments).unwrap(), |d| {
-            d.insert(
-                &ctx,
-                RecordId::random(),
-                &Attachment {
-                    target_kind: AttachedTo::EquipmentItem,
-                    target: item,
-                    sha256: h.to_hex(),
-                    size: 50_000,
-                    media_type: "image/jpeg".into(),
-                    file_name: None,
-                    caption: None,
-                    preview_sha256: None,
-                    preview_size: None,
-                    taken_on: None,
-                    status: AttachmentStatus::Active,
-                    status_reason: None,
-                },
-            )
-        })
-        .unwrap();
+    phone_b.attach_photo(&b, item, &h.to_hex(), 50_000, 1);
     phone_b.sync_all(client).unwrap();
     let (status, _) = fetch_raw(&server.url, &tb, &b, &h);
     assert_eq!(
