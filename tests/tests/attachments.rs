@@ -30,6 +30,27 @@ fn attach(
     hash
 }
 
+/// Uploads `bytes` as blob `hash` of `school` straight from a file, giving
+/// up after `attempts` requests in a row without progress.
+fn upload(
+    client: &Client,
+    token: &str,
+    school: &SchoolId,
+    hash: &BlobHash,
+    bytes: &[u8],
+    attempts: u32,
+) -> Result<tpsync_client::UploadState, tpsync_client::ClientError> {
+    let file = write_temp(bytes);
+    client.upload_file(
+        token,
+        school.as_str(),
+        hash,
+        file.path(),
+        attempts,
+        &mut |_| {},
+    )
+}
+
 fn write_temp(bytes: &[u8]) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), bytes).unwrap();
@@ -252,16 +273,7 @@ fn over_quota_is_refused_clearly_and_nothing_is_lost() {
 
     let first = photo(600_000, 3);
     let h1 = attach(&mut phone, client, &school, &first, 3);
-    client
-        .upload_file(
-            &token,
-            school.as_str(),
-            &h1,
-            write_temp(&first).path(),
-            3,
-            &mut |_| {},
-        )
-        .unwrap();
+    upload(&client, &token, &school, &h1, &first, 3).unwrap();
     assert_eq!(
         client
             .attachment_limits(&token, school.as_str())
@@ -273,16 +285,7 @@ fn over_quota_is_refused_clearly_and_nothing_is_lost() {
     // The second photo would take the school past 1 MiB.
     let second = photo(600_000, 4);
     let h2 = attach(&mut phone, client, &school, &second, 4);
-    let err = client
-        .upload_file(
-            &token,
-            school.as_str(),
-            &h2,
-            write_temp(&second).path(),
-            3,
-            &mut |_| {},
-        )
-        .expect_err("over quota");
+    let err = upload(&client, &token, &school, &h2, &second, 3).expect_err("over quota");
     assert_eq!(err.code(), Some("quota_exceeded"), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("quota") && msg.contains("1048576"), "{msg}");
@@ -349,16 +352,7 @@ fn blobs_follow_the_records_access() {
     let mut phone_a = Phone::new(county.teachers[0].clone());
     let bytes = photo(50_000, 6);
     let h = attach(&mut phone_a, client, &a, &bytes, 6);
-    client
-        .upload_file(
-            &ta,
-            a.as_str(),
-            &h,
-            write_temp(&bytes).path(),
-            3,
-            &mut |_| {},
-        )
-        .unwrap();
+    upload(&client, &ta, &a, &h, &bytes, 3).unwrap();
 
     // Another school's teacher: refused at the door, both ways.
     let (status, body) = fetch_raw(&server.url, &tb, &a, &h);
@@ -472,16 +466,7 @@ fn blobs_follow_the_records_access() {
     // the whole does not hash to its name, so it is refused and dropped.
     let mut wrong = second.clone();
     wrong[100] ^= 1;
-    let err = client
-        .upload_file(
-            &ta,
-            a.as_str(),
-            &h2,
-            write_temp(&wrong).path(),
-            1,
-            &mut |_| {},
-        )
-        .unwrap_err();
+    let err = upload(&client, &ta, &a, &h2, &wrong, 1).unwrap_err();
     assert_eq!(err.code(), Some("attachment_mismatch"), "{err}");
     assert_eq!(fetch_raw(&server.url, &ta, &a, &h2).0, 404);
     assert_eq!(
@@ -536,16 +521,7 @@ fn an_upload_survives_a_server_crash_and_resumes_from_what_was_acknowledged() {
         state.received, 100_000,
         "what was acknowledged survived the crash"
     );
-    let done = client
-        .upload_file(
-            &token,
-            school.as_str(),
-            &hash,
-            write_temp(&bytes).path(),
-            3,
-            &mut |_| {},
-        )
-        .unwrap();
+    let done = upload(&client, &token, &school, &hash, &bytes, 3).unwrap();
     assert!(done.complete);
     let (_, got) = fetch_raw(&server.url, &token, &school, &hash);
     assert!(got == bytes);
@@ -562,17 +538,7 @@ fn a_backup_carries_the_photos_and_a_restored_server_serves_them() {
     let mut phone = Phone::new(county.teachers[0].clone());
     let bytes = photo(120_000, 9);
     let hash = attach(&mut phone, &county.client, &school, &bytes, 9);
-    county
-        .client
-        .upload_file(
-            &token,
-            school.as_str(),
-            &hash,
-            write_temp(&bytes).path(),
-            3,
-            &mut |_| {},
-        )
-        .unwrap();
+    upload(&county.client, &token, &school, &hash, &bytes, 3).unwrap();
 
     let file = tmp.path().join("county.backup");
     let mut out = std::fs::File::create(&file).unwrap();
@@ -627,17 +593,7 @@ fn the_limits_list_what_the_server_lacks_so_a_lost_copy_is_sent_again() {
         vec![hash],
         "named by a record, not sent yet"
     );
-    county
-        .client
-        .upload_file(
-            &token,
-            school.as_str(),
-            &hash,
-            write_temp(&bytes).path(),
-            3,
-            &mut |_| {},
-        )
-        .unwrap();
+    upload(&county.client, &token, &school, &hash, &bytes, 3).unwrap();
     assert!(county
         .client
         .attachment_limits(&token, school.as_str())
@@ -660,16 +616,7 @@ fn the_limits_list_what_the_server_lacks_so_a_lost_copy_is_sent_again() {
         vec![hash]
     );
     // The phone, told so, sends it again, and the server takes it.
-    let done = client
-        .upload_file(
-            &token,
-            school.as_str(),
-            &hash,
-            write_temp(&bytes).path(),
-            3,
-            &mut |_| {},
-        )
-        .unwrap();
+    let done = upload(&client, &token, &school, &hash, &bytes, 3).unwrap();
     assert!(done.complete);
     let (status, got) = fetch_raw(&server.url, &token, &school, &hash);
     assert!(status == 200 && got == bytes);

@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use sync_core::records::{AttachedTo, Attachment, AttachmentStatus};
+use sync_core::records::Attachment;
 use sync_core::sync::{Access, AccessPolicy};
 use sync_core::{DocId, DocKind, RecordId, SchoolId};
 use tpsync_accounts::Caller;
@@ -167,18 +167,9 @@ async fn limits(
 #[derive(Serialize)]
 struct AttachmentView {
     id: RecordId,
-    target_kind: AttachedTo,
-    target: RecordId,
-    sha256: String,
-    size: u64,
-    media_type: String,
-    file_name: Option<String>,
-    caption: Option<String>,
-    preview_sha256: Option<String>,
-    preview_size: Option<u64>,
-    taken_on: Option<String>,
-    status: AttachmentStatus,
-    status_reason: Option<String>,
+    /// The record's fields, as stored.
+    #[serde(flatten)]
+    attachment: Attachment,
     /// Whether the server has the bytes (the phone may not have sent them yet).
     stored: bool,
     preview_stored: bool,
@@ -229,18 +220,7 @@ async fn list_attachments(
                 },
                 url: url(&a.sha256),
                 preview_url: a.preview_sha256.as_deref().map(url),
-                target_kind: a.target_kind,
-                target: a.target,
-                sha256: a.sha256,
-                size: a.size,
-                media_type: a.media_type,
-                file_name: a.file_name,
-                caption: a.caption,
-                preview_sha256: a.preview_sha256,
-                preview_size: a.preview_size,
-                taken_on: a.taken_on,
-                status: a.status,
-                status_reason: a.status_reason,
+                attachment: a,
             });
         }
         Ok(out)

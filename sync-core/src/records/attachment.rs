@@ -58,7 +58,8 @@ record! {
         file_name: Option<String> = opt(Text),
         /// 说明
         caption: Option<String> = opt(Text),
-        /// A small preview (thumbnail) that travels ahead of the full file.
+        /// A small JPEG preview (thumbnail) that travels ahead of the full
+        /// file; it is served as `image/jpeg`.
         preview_sha256: Option<String> = opt(Sha256),
         preview_size: Option<u64> = opt(Count),
         /// 拍摄日期
