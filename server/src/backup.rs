@@ -139,8 +139,43 @@ pub fn restore(from: &Path, data: &Path) -> Result<Counts, String> {
         m if m == MAGIC_V1 => false,
         _ => return Err(damaged("not a backup file".into())),
     };
+    // A file whose checksum holds can still be malformed (forged, or
+    // written by a faulty exporter): what was written before the fault is
+    // removed again, so a failed restore leaves no half-restored data
+    // directory for a server to start on.
+    let data_existed = data.exists();
+    let blobs_existed = data.join("blobs").exists();
     std::fs::create_dir_all(data).map_err(|e| e.to_string())?;
-    let db = sled::open(&db_path).map_err(|e| e.to_string())?;
+    let applied = apply(&mut r, v2, from, data, &db_path, &damaged);
+    if applied.is_err() {
+        // sled may still be closing the database on its own threads.
+        for _ in 0..50 {
+            if std::fs::remove_dir_all(&db_path).is_ok() || !db_path.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !blobs_existed {
+            let _ = std::fs::remove_dir_all(data.join("blobs"));
+        }
+        if !data_existed {
+            let _ = std::fs::remove_dir(data);
+        }
+    }
+    applied
+}
+
+/// Pass 2 of [`restore`]: writes the records after the header into a new
+/// database at `db_path` and the blobs into `data/blobs`.
+fn apply<R: Read>(
+    r: &mut Body<R>,
+    v2: bool,
+    from: &Path,
+    data: &Path,
+    db_path: &Path,
+    damaged: &dyn Fn(String) -> String,
+) -> Result<Counts, String> {
+    let db = sled::open(db_path).map_err(|e| e.to_string())?;
     let mut store = None;
     let mut n = Counts::default();
     loop {
@@ -180,7 +215,7 @@ pub fn restore(from: &Path, data: &Path) -> Result<Counts, String> {
                 let s = store.as_ref().expect("opened above");
                 let expected = BlobHash::from_bytes(h);
                 let got = s
-                    .put_reader(&mut (&mut r).take(l), l)
+                    .put_reader(&mut (&mut *r).take(l), l)
                     .map_err(|e| e.to_string())?;
                 if got != expected {
                     return Err(format!(
@@ -289,6 +324,119 @@ mod tests {
                 .unwrap_err()
                 .contains("nothing was restored"));
             assert!(!t.join("db").exists());
+        }
+    }
+
+    /// A file as `server/fuzz`'s backup_restore target makes it from its
+    /// input: byte 0 bit 1 puts the header line first, bit 0 appends the
+    /// right checksum.
+    fn fuzz_file(input: &[u8]) -> Vec<u8> {
+        let (mode, rest) = input.split_first().unwrap();
+        let mut file = Vec::new();
+        if mode & 2 != 0 {
+            file.extend_from_slice(MAGIC);
+        }
+        file.extend_from_slice(rest);
+        if mode & 1 != 0 {
+            let digest = Sha256::digest(&file);
+            file.extend_from_slice(&digest);
+        }
+        file
+    }
+
+    /// A body with its checksum, as a forged file would have it.
+    fn with_checksum(body: &[u8]) -> Vec<u8> {
+        let mut f = body.to_vec();
+        f.extend_from_slice(&Sha256::digest(body));
+        f
+    }
+
+    #[test]
+    fn a_malformed_backup_with_a_good_checksum_restores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |tree: &[u8], k: &[u8], v: &[u8]| {
+            let mut rec = vec![TAG_ENTRY];
+            for part in [tree, k, v] {
+                rec.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                rec.extend_from_slice(part);
+            }
+            rec
+        };
+        let blob = |bytes: &[u8]| {
+            let mut rec = vec![TAG_BLOB];
+            rec.extend_from_slice(BlobHash::of(bytes).as_bytes());
+            rec.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            rec.extend_from_slice(bytes);
+            rec
+        };
+        let mut inputs: Vec<(String, Vec<u8>)> = vec![
+            // An entry, then a record that is none.
+            (
+                "unknown record".into(),
+                with_checksum(&[MAGIC, &entry(b"t", b"k", b"v"), &[9]].concat()),
+            ),
+            // An entry and a blob, then the file ends without its end mark.
+            (
+                "no end".into(),
+                with_checksum(&[MAGIC, &entry(b"t", b"k", b"v"), &blob(b"photo")].concat()),
+            ),
+            // A blob whose bytes are not those its name says.
+            (
+                "blob mismatch".into(),
+                with_checksum(
+                    &[
+                        MAGIC,
+                        &entry(b"t", b"k", b"v"),
+                        &{
+                            let mut b = blob(b"photo");
+                            let n = b.len();
+                            b[n - 1] ^= 1;
+                            b
+                        },
+                        &[TAG_END],
+                    ]
+                    .concat(),
+                ),
+            ),
+        ];
+        // Every input of the fuzz target that once broke this.
+        let regressions = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/backup_restore");
+        for e in std::fs::read_dir(&regressions).unwrap() {
+            let e = e.unwrap();
+            inputs.push((
+                e.file_name().to_string_lossy().into_owned(),
+                fuzz_file(&std::fs::read(e.path()).unwrap()),
+            ));
+        }
+        assert!(
+            inputs.len() > 3,
+            "no regression inputs in {}",
+            regressions.display()
+        );
+        for (i, (name, file)) in inputs.iter().enumerate() {
+            let path = dir.path().join("in.backup");
+            std::fs::write(&path, file).unwrap();
+            // Into a new directory, and into an empty one that exists.
+            for existing in [false, true] {
+                let data = dir.path().join(format!("data-{i}-{existing}"));
+                if existing {
+                    std::fs::create_dir(&data).unwrap();
+                }
+                let err = restore(&path, &data).unwrap_err();
+                assert!(!err.is_empty(), "{name}");
+                assert!(!data.join("db").exists(), "{name}: {err}");
+                assert!(!data.join("blobs").exists(), "{name}: {err}");
+                assert_eq!(data.exists(), existing, "{name}: {err}");
+                // The directory is as good as new: a good backup restores.
+                let good = dir.path().join("good.backup");
+                let db = sled::Config::new().temporary(true).open().unwrap();
+                db.insert(b"doc/a", b"1".to_vec()).unwrap();
+                let mut out = Vec::new();
+                export(&db, None, &mut out).unwrap();
+                std::fs::write(&good, &out).unwrap();
+                assert_eq!(restore(&good, &data).unwrap().entries, 1, "{name}");
+            }
         }
     }
 }
