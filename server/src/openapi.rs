@@ -51,6 +51,13 @@ fn json_ok(desc: &str, schema: Value) -> Value {
     json!({"description": desc, "content": {"application/json": {"schema": schema}}})
 }
 
+/// A spreadsheet download: .xlsx or CSV, chosen by the file name.
+fn sheet_ok(desc: &str) -> Value {
+    json!({"description": desc, "content": {
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}},
+        "text/csv": {"schema": {"type": "string"}}}})
+}
+
 fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -167,6 +174,16 @@ pub fn document() -> Value {
                     "parameters": [{"name": "offset", "in": "query", "schema": {"type": "integer"}}, {"name": "frame", "in": "query", "description": "frame size of a framed answer (1 KiB to the server's largest)", "schema": {"type": "integer"}}, {"name": "Range", "in": "header", "schema": {"type": "string"}}],
                     "responses": {"200": {"description": "the bytes (Content-Type as recorded; x-blob-size gives the whole size)", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}, "206": {"description": "the bytes from the range's start"}, "400": problem_responses(&[400])["400"], "401": problem_responses(&[401])["401"], "403": problem_responses(&[403])["403"], "404": problem_responses(&[404])["404"], "416": {"description": "the range starts past the end"}}}
             },
+            "/v1/exports/{file}": {"get": {"summary": "A report as a spreadsheet with Chinese headers, as .xlsx (one sheet per table) or .csv (one table, chosen by `table`): `report` (the county's, or a township's with `township`), `school` (with `school`: verdicts, indicators, review, gaps), `gaps` (as /v1/reports/gaps), `freshness` (as /v1/reports/freshness)", "tags": ["sheets"], "security": [{"bearer": []}],
+                "parameters": [{"name": "township", "in": "query", "schema": {"type": "string"}}, {"name": "school", "in": "query", "description": "for `school`: the school's code", "schema": {"type": "string"}}, {"name": "table", "in": "query", "description": "CSV only: which table (0-based) of a report of several", "schema": {"type": "integer"}}, {"name": "stale_days", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": sheet_ok("the report"), "400": problem_responses(&[400])["400"], "401": problem_responses(&[401])["401"], "403": problem_responses(&[403])["403"], "404": problem_responses(&[404])["404"]}}},
+            "/v1/schools/{code}/ledgers/{file}": {"get": {"summary": "One of a school's registers as a spreadsheet with Chinese headers, `<register>.xlsx` or `.csv`: `equipment`, `books`, `stocktake`, `archive` (items and boxes), `checklist` (rows and plans); its teacher, its township, the county", "tags": ["sheets"], "security": [{"bearer": []}],
+                "parameters": [{"name": "table", "in": "query", "description": "CSV only: which table (0-based) of a register of several", "schema": {"type": "integer"}}],
+                "responses": {"200": sheet_ok("the register"), "400": problem_responses(&[400])["400"], "401": problem_responses(&[401])["401"], "403": problem_responses(&[403])["403"]}}},
+            "/v1/schools/{code}/ledgers/{ledger}/import": {"post": {"summary": "Import an existing `equipment` or `books` ledger from .xlsx or CSV (the body is the file). With `dry_run=true` nothing is written: the answer previews what would be created and every bad row with its line and column. Without it the good rows are created and nothing from the bad ones; a row whose asset number (资产编号) or register number (登记号) is already in the ledger is a row error, never a duplicate. The school's teacher or its township; the county only reads", "tags": ["sheets"], "security": [{"bearer": []}],
+                "parameters": [{"name": "dry_run", "in": "query", "schema": {"type": "boolean", "default": false}}, {"name": "filename", "in": "query", "description": "the uploaded file's name, to tell .xlsx from .csv (else told by content)", "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}, "text/csv": {"schema": {"type": "string"}}}},
+                "responses": {"200": json_ok("what was (or would be) created, and the rows with errors", json!({"type": "object", "properties": {"dry_run": {"type": "boolean"}, "total_rows": {"type": "integer"}, "created": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "key": {"type": "string"}, "name": {"type": "string"}}}}, "errors": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "column": {"type": ["string", "null"]}, "message": {"type": "string"}}}}, "unknown_columns": {"type": "array", "items": {"type": "string"}}}})), "400": problem_responses(&[400])["400"], "401": problem_responses(&[401])["401"], "403": problem_responses(&[403])["403"], "413": problem_responses(&[413])["413"], "422": problem_responses(&[422])["422"]}}},
             "/v1/admin/backup": {"get": op("A consistent backup of the whole data directory (restore offline with `tpsync admin restore`)", "admin", true,
                 (200, json!({"description": "the backup file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})), &[401, 403], None)}
         }

@@ -2,7 +2,9 @@
 //!
 //! Excel (.xlsx) and CSV with Chinese headers, for the county education
 //! bureau and the township clerks: any report as a [`Table`], the two
-//! ledgers schools keep ([`equipment_table`], [`books_table`]), and the
+//! ledgers schools keep ([`equipment_table`], [`books_table`]), the other
+//! records for export only ([`archive_tables`], [`checklist_tables`],
+//! [`stocktake_table`]), and the
 //! import of a ledger a school already keeps in Excel, previewed row by row
 //! with errors a clerk can act on ([`preview_import`]).
 //!
@@ -71,6 +73,7 @@ mod import;
 mod ledger;
 mod parse;
 mod read;
+mod registers;
 mod table;
 mod write;
 
@@ -81,6 +84,10 @@ pub use ledger::{
 };
 pub use read::{
     read_tables, SheetFormat, MAX_CELLS, MAX_COLUMNS, MAX_INPUT_BYTES, MAX_ROWS, MAX_UNPACKED_BYTES,
+};
+pub use registers::{
+    archive_status_word, archive_tables, checklist_tables, retention_word, stocktake_result_word,
+    stocktake_table,
 };
 pub use table::{Cell, Table};
 pub use write::{to_csv, to_xlsx};

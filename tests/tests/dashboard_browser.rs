@@ -910,6 +910,55 @@ fn pages_need_a_session_refresh_it_and_escape_what_users_wrote() {
         &page.body[..40.min(page.body.len())]
     );
 
+    // The page's download links give the same spreadsheets as the API,
+    // with the session's cookies; another township's school is refused.
+    for link in [
+        format!("/ui/schools/{code}/ledgers/equipment.xlsx"),
+        format!("/ui/schools/{code}/ledgers/archive.xlsx"),
+        format!("/ui/exports/school.xlsx?school={code}"),
+    ] {
+        let href = format!("href=\"{}\"", link.replace('&', "&amp;"));
+        assert!(
+            page.body.contains(&href),
+            "no link {href} on the school's page"
+        );
+        let (status, headers, body) = http_bytes(&url, &link, Some(&session), None);
+        assert_eq!(status, 200, "{link}: {}", String::from_utf8_lossy(&body));
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(ct.contains("spreadsheetml"), "{link}: {ct}");
+        let tables = tpsync_sheets::read_tables(&body, tpsync_sheets::SheetFormat::Xlsx).unwrap();
+        assert!(
+            !tables.is_empty() && !tables[0].headers.is_empty(),
+            "{link}"
+        );
+    }
+    let gaps_page = http_get(&url, "/ui/gaps", Some(&session));
+    assert!(
+        gaps_page.body.contains("/ui/exports/gaps.xlsx"),
+        "{}",
+        gaps_page.body
+    );
+    let other = county::school(2);
+    let (status, _, body) = http_bytes(
+        &url,
+        &format!("/ui/exports/school.xlsx?school={}", other.as_str()),
+        Some(&session),
+        None,
+    );
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("无权查看"), "the error page: {body}");
+    let (status, _, _) = http_bytes(
+        &url,
+        &format!("/ui/schools/{code}/ledgers/books.xlsx"),
+        None,
+        None,
+    );
+    assert_eq!(status, 303, "no session, no file");
+
     // A review form posted from another site is refused, nothing recorded.
     let a = http_form(
         &url,

@@ -15,7 +15,8 @@ use sync_core::records::{
     ArchiveBox, ArchiveItem, ArchiveItemStatus, BoxStatus, CatalogueEntry, ChecklistRow,
     ChecklistRowStatus, EntryStatus, EquipmentItem, EquipmentStatus, ImprovementPlan,
     IndicatorTemplate, PlanStatus, Retention, ReviewAction, ReviewEvent, SchoolProfile, SchoolType,
-    Section, TemplateSettings, ValueSource,
+    Section, StocktakeLine, StocktakeResult, StocktakeSession, StocktakeStatus, TemplateSettings,
+    ValueSource,
 };
 use sync_core::workload::{sample_book, sample_equipment};
 use sync_core::{DocId, DocKind, RecordId, SchoolId};
@@ -122,6 +123,73 @@ fn seed_template(fx: &County) -> Vec<RecordId> {
         .unwrap();
     phone.sync(&fx.client, &[county::template()]).unwrap();
     entries
+}
+
+/// Two stocktake lines on the school's equipment (a shortage of a listed
+/// item, an unlisted find) and a plan on its R6 row.
+fn record_stocktake_and_plan(phone: &mut Phone, school: &SchoolId) {
+    let ctx = phone.ctx();
+    phone
+        .replica
+        .edit(&doc(school, DocKind::Equipment), |d| {
+            let (item, listed) = d.list::<EquipmentItem>()?.remove(0);
+            let session = RecordId::random();
+            d.insert(
+                &ctx,
+                session,
+                &StocktakeSession {
+                    title: "2026年秋季盘点".into(),
+                    room: None,
+                    started_on: "2026-10-08".into(),
+                    status: StocktakeStatus::Open,
+                    closed_on: None,
+                },
+            )?;
+            let line = |item: Option<RecordId>,
+                        description: Option<&str>,
+                        recorded: u32,
+                        counted: u32| StocktakeLine {
+                session,
+                item,
+                description: description.map(String::from),
+                recorded_qty: recorded,
+                counted_qty: counted,
+                result: StocktakeResult::classify(recorded, counted, false),
+                counted_by_device: ctx.device.to_string(),
+                note: None,
+            };
+            d.insert(
+                &ctx,
+                RecordId::random(),
+                &line(Some(item), None, listed.quantity, 0),
+            )?;
+            d.insert(&ctx, RecordId::random(), &line(None, Some("地球仪"), 0, 1))
+                .map(|_| ())
+        })
+        .unwrap();
+    phone
+        .replica
+        .edit(&doc(school, DocKind::Checklist), |d| {
+            let (row, _) = d
+                .list::<ChecklistRow>()?
+                .into_iter()
+                .find(|(_, r)| r.indicator_code == "R6")
+                .expect("an R6 row");
+            d.insert(
+                &ctx,
+                RecordId::random(),
+                &ImprovementPlan {
+                    row,
+                    action: "申请县级配备资金".into(),
+                    due_on: Some("2027-06-30".into()),
+                    responsible: Some("王老师".into()),
+                    status: PlanStatus::Planned,
+                    status_reason: None,
+                },
+            )
+            .map(|_| ())
+        })
+        .unwrap();
 }
 
 /// A 完全小学 of 200 students whose R6 (equipment value per student) falls
@@ -618,9 +686,11 @@ fn excel_exports_read_back_and_an_import_creates_only_good_rows() {
     let school = county::school(0);
     let code = school.as_str().to_owned();
     let teacher = &fx.teachers[0].access_token;
+    let township = &fx.townships[0].access_token;
     let county_t = &fx.county.access_token;
     let mut phone = Phone::new(fx.teachers[0].clone());
     record_school(&mut phone, &school, &catalogue);
+    record_stocktake_and_plan(&mut phone, &school);
     phone.sync_all(&fx.client).unwrap();
     eventually(&url, county_t, "/v1/reports/county", |r| {
         school_row(r, &code)["students"] == 200
@@ -700,6 +770,159 @@ fn excel_exports_read_back_and_an_import_creates_only_good_rows() {
         )
         .status,
         403
+    );
+
+    // Every other register and report, with Chinese headers.
+    let xlsx = |token: &str, path: &str| {
+        let r = get(&url, path, &[("authorization", &auth(token))]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        read_tables(&r.body, SheetFormat::Xlsx).unwrap()
+    };
+    let sheets = |tables: &[tpsync_sheets::Table]| -> Vec<String> {
+        tables.iter().map(|t| t.sheet.clone()).collect()
+    };
+    let archive = xlsx(
+        township,
+        &format!("/v1/schools/{code}/ledgers/archive.xlsx"),
+    );
+    assert_eq!(sheets(&archive), ["档案目录", "档案盒"]);
+    assert_eq!(archive[0].rows.len(), 1);
+    assert_eq!(archive[0].cell(0, "目录编号").as_str(), Some("A1"));
+    assert_eq!(
+        archive[0].cell(0, "档案名称").as_str(),
+        Some("学校章程"),
+        "title from the county catalogue"
+    );
+    assert_eq!(archive[0].cell(0, "盒号").as_str(), Some("2026-001"));
+    assert_eq!(archive[0].cell(0, "状态").as_str(), Some("已归档"));
+    assert_eq!(archive[1].cell(0, "保管期限").as_str(), Some("30年"));
+    let checklist = xlsx(
+        county_t,
+        &format!("/v1/schools/{code}/ledgers/checklist.xlsx"),
+    );
+    assert_eq!(sheets(&checklist), ["对指标", "整改计划"]);
+    assert_eq!(checklist[0].rows.len(), 8, "R1–R7 and BOOKS");
+    assert_eq!(
+        checklist[1].cell(0, "指标").as_str(),
+        Some("R6"),
+        "the plan names its row's indicator"
+    );
+    assert_eq!(
+        checklist[1].cell(0, "完成期限").as_str(),
+        Some("2027-06-30")
+    );
+    let r = get(
+        &url,
+        &format!("/v1/schools/{code}/ledgers/checklist.csv?table=1"),
+        &[("authorization", &auth(teacher))],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("申请县级配备资金"), "{}", r.text());
+    let r = get(
+        &url,
+        &format!("/v1/schools/{code}/ledgers/checklist.csv?table=2"),
+        &[("authorization", &auth(teacher))],
+    );
+    assert_eq!(r.status, 400, "there are two tables: {}", r.text());
+    let stock = xlsx(
+        teacher,
+        &format!("/v1/schools/{code}/ledgers/stocktake.xlsx"),
+    );
+    assert_eq!(stock[0].rows.len(), 2);
+    assert_eq!(
+        stock[0].cell(0, "名称").as_str(),
+        Some("地球仪"),
+        "an unlisted find"
+    );
+    assert_eq!(stock[0].cell(0, "结果").as_str(), Some("盘盈"));
+    assert_eq!(stock[0].cell(1, "结果").as_str(), Some("盘亏"));
+    assert_eq!(stock[0].cell(1, "实盘数量").as_f64(), Some(0.0));
+    let r = get(
+        &url,
+        &format!("/v1/schools/{code}/ledgers/pupils.xlsx"),
+        &[("authorization", &auth(teacher))],
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("stocktake"),
+        "names what there is: {}",
+        r.text()
+    );
+
+    let report = xlsx(teacher, &format!("/v1/exports/school.xlsx?school={code}"));
+    assert_eq!(
+        sheets(&report),
+        ["结论", "指标", "审核", "未达标指标", "档案缺漏", "盘点差异"]
+    );
+    let (_, json) = get_json(&url, teacher, &format!("/v1/reports/schools/{code}"));
+    let verdict = match json["evaluation"]["stages"][0]["verdict"]["verdict"].as_str() {
+        Some("fail") => "未达标",
+        Some("undetermined") => "无法判定",
+        other => panic!("R6 falls short, so not {other:?}"),
+    };
+    assert_eq!(
+        report[0].cell(0, "结论").as_str(),
+        Some(verdict),
+        "as the API says"
+    );
+    let ind = &report[1];
+    let code_col = ind.column("指标").unwrap();
+    let r6 = ind
+        .rows
+        .iter()
+        .position(|r| r[code_col].as_str() == Some("R6"))
+        .unwrap();
+    assert_eq!(
+        ind.rows[r6][ind.column("现值").unwrap()].as_f64(),
+        Some(50.0)
+    );
+    assert_eq!(
+        ind.rows[r6][ind.column("是否达标").unwrap()].as_str(),
+        Some("否")
+    );
+    assert_eq!(
+        ind.rows[r6][ind.column("整改措施").unwrap()].as_str(),
+        Some("申请县级配备资金")
+    );
+    assert_eq!(
+        report[2].rows.len(),
+        6,
+        "five sections and the school as a whole"
+    );
+    assert_eq!(
+        report[4].cell(0, "档案名称").as_str(),
+        Some("教学仪器设备配备清单"),
+        "the missing item"
+    );
+    assert_eq!(report[5].rows.len(), 2, "both stocktake discrepancies");
+    // Another township's school is not the teacher's, nor the township's.
+    let other = county::school(2);
+    for t in [teacher, township] {
+        let r = get(
+            &url,
+            &format!("/v1/exports/school.xlsx?school={}", other.as_str()),
+            &[("authorization", &auth(t))],
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+    }
+    let fresh = xlsx(township, "/v1/exports/freshness.xlsx");
+    assert_eq!(sheets(&fresh), ["同步情况"]);
+    let dev_col = fresh[0].column("设备").unwrap();
+    let devices: Vec<&str> = fresh[0]
+        .rows
+        .iter()
+        .filter_map(|r| r[dev_col].as_str())
+        .collect();
+    assert!(devices.contains(&phone.device()), "{devices:?}");
+    assert_eq!(
+        get(
+            &url,
+            "/v1/exports/freshness.xlsx",
+            &[("authorization", &auth(teacher))]
+        )
+        .status,
+        403,
+        "devices are for the township and the county"
     );
 
     // Import: two good books, one with copies "十二", one without a title.

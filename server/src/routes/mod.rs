@@ -5,7 +5,7 @@ mod auth;
 pub(crate) mod blobs;
 mod ops;
 pub(crate) mod reports;
-mod sheets;
+pub(crate) mod sheets;
 mod sync;
 
 use axum::extract::DefaultBodyLimit;

@@ -128,18 +128,7 @@ async fn school(
     Authed(caller): Authed,
     Path(code): Path<String>,
 ) -> Result<Json<SchoolReport>, ApiError> {
-    let code = parse_school(&code)?;
-    let v = view(&caller)?;
-    st.reports.read(|m| {
-        if !v.sees_school(m, &code) {
-            return Err(ApiError::forbidden(format!(
-                "school {code} is not in your area; you see only the schools you are responsible for"
-            )));
-        }
-        m.school(&code)
-            .map(Json)
-            .ok_or_else(|| not_found(format!("school {code} is not in the school list")))
-    })?
+    school_report(&st, &caller, &code).map(Json)
 }
 
 #[derive(Deserialize)]
@@ -276,14 +265,52 @@ async fn freshness(
     Authed(caller): Authed,
     Query(q): Query<AreaQuery>,
 ) -> Result<Json<Vec<StaleDevice>>, ApiError> {
-    let v = view(&caller)?;
-    let area = area_of(&v, &q)?;
+    Ok(Json(
+        freshness_list(&st, &caller, q.township, q.stale_days).await?,
+    ))
+}
+
+/// Every teacher device of the caller's area (or of `township`, for the
+/// county) and its last sync, the least recently synced first; with
+/// `stale_days`, only those not synced for that many days.
+pub(crate) async fn freshness_list(
+    st: &AppState,
+    caller: &Caller,
+    township: Option<String>,
+    stale_days: Option<u32>,
+) -> Result<Vec<StaleDevice>, ApiError> {
+    let v = view(caller)?;
+    let area = area_of(
+        &v,
+        &AreaQuery {
+            township,
+            stale_days,
+        },
+    )?;
     let st2 = st.clone();
     let devices = blocking(move || crate::reports::devices_seen(&st2)).await?;
     let now = now_ms();
-    Ok(Json(st.reports.read(|m| {
-        devices_in(m, devices, area.as_deref(), q.stale_days, now)
-    })?))
+    st.reports
+        .read(|m| devices_in(m, devices, area.as_deref(), stale_days, now))
+}
+
+/// One school's report, to those who may see the school.
+pub(crate) fn school_report(
+    st: &AppState,
+    caller: &Caller,
+    code: &str,
+) -> Result<SchoolReport, ApiError> {
+    let code = parse_school(code)?;
+    let v = view(caller)?;
+    st.reports.read(|m| {
+        if !v.sees_school(m, &code) {
+            return Err(ApiError::forbidden(format!(
+                "school {code} is not in your area; you see only the schools you are responsible for"
+            )));
+        }
+        m.school(&code)
+            .ok_or_else(|| not_found(format!("school {code} is not in the school list")))
+    })?
 }
 
 /// A review step.

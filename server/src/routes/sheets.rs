@@ -13,17 +13,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sync_core::records::{Book, EquipmentItem};
+use sync_core::indicators::Verdict;
+use sync_core::records::{
+    ArchiveBox, ArchiveItem, Book, ChecklistRow, EquipmentItem, ImprovementPlan, StocktakeLine,
+    StocktakeSession,
+};
 use sync_core::{DocId, DocKind, EditContext, RecordDoc, RecordId, SchoolId};
 use tpsync_accounts::Caller;
-use tpsync_reports::AreaReport;
+use tpsync_reports::{verdict_label, AreaReport, SchoolReport};
 use tpsync_sheets::{
-    books_table, equipment_table, preview_import, to_csv, to_xlsx, Cell, LedgerKind, LedgerRecord,
-    SheetFormat, Table,
+    archive_tables, books_table, checklist_tables, equipment_table, preview_import,
+    stocktake_table, to_csv, to_xlsx, Cell, LedgerKind, LedgerRecord, SheetFormat, Table,
 };
 
 use super::blocking;
-use super::reports::{gaps_report, view, View};
+use super::reports::{freshness_list, gaps_report, school_report, view, StaleDevice, View};
 use crate::auth::Authed;
 use crate::{now_ms, ApiError, AppState, Changed};
 
@@ -203,11 +207,13 @@ fn area_tables(r: &AreaReport) -> Vec<Table> {
 }
 
 #[derive(Deserialize)]
-struct ExportQuery {
-    township: Option<String>,
+pub(crate) struct ExportQuery {
+    pub township: Option<String>,
+    /// For `school.xlsx`: the school's code.
+    pub school: Option<String>,
     /// For CSV: which table (0-based) of a report of several.
-    table: Option<usize>,
-    stale_days: Option<u32>,
+    pub table: Option<usize>,
+    pub stale_days: Option<u32>,
 }
 
 async fn export_report(
@@ -216,7 +222,18 @@ async fn export_report(
     Path(file): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let (name, format) = split_file(&file)?;
+    report_file(&st, &caller, &file, q).await
+}
+
+/// A report as a file, `file` being `<report>.<xlsx|csv>`: for the API
+/// and for the dashboard's download links.
+pub(crate) async fn report_file(
+    st: &AppState,
+    caller: &Caller,
+    file: &str,
+    q: ExportQuery,
+) -> Result<Response, ApiError> {
+    let (name, format) = split_file(file)?;
     let tables = match name {
         "report" => {
             let v = view(&caller)?;
@@ -231,126 +248,261 @@ async fn export_report(
         }
         "gaps" => {
             let g = gaps_report(&st, &caller, q.township.clone(), q.stale_days).await?;
-            let mut below = Table::new(
-                "未达标指标",
-                [
-                    "学校",
-                    "学段",
-                    "指标",
-                    "名称",
-                    "现值",
-                    "标准",
-                    "差距",
-                    "整改措施",
-                    "完成期限",
-                    "无计划",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
-            let mut archive = Table::new(
-                "档案缺漏",
-                ["学校", "目录编号", "档案名称", "问题"]
-                    .map(String::from)
-                    .to_vec(),
-            );
-            let mut stock = Table::new(
-                "盘点差异",
-                [
-                    "学校",
-                    "盘点",
-                    "物品",
-                    "账面数量",
-                    "实盘数量",
-                    "结果",
-                    "盘点设备",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
-            for s in &g.schools {
-                for b in &s.gaps.below_threshold {
-                    below.rows.push(vec![
-                        Cell::Text(s.school.name.clone()),
-                        Cell::Text(tpsync_reports::rollup::stage_label(b.stage).into()),
-                        Cell::Text(b.code.clone()),
-                        Cell::Text(b.name.clone()),
-                        num(b.value),
-                        num(b.threshold),
-                        Cell::opt_text(b.shortfall.as_deref()),
-                        Cell::Text(
-                            b.plans
-                                .iter()
-                                .map(|p| p.action.clone())
-                                .collect::<Vec<_>>()
-                                .join("；"),
-                        ),
-                        Cell::opt_text(b.due_on.as_deref()),
-                        Cell::Text(if b.no_plan { "是" } else { "" }.into()),
-                    ]);
-                }
-                for a in &s.gaps.archive {
-                    archive.rows.push(vec![
-                        Cell::Text(s.school.name.clone()),
-                        Cell::Text(a.code.clone()),
-                        Cell::Text(a.title.clone()),
-                        Cell::Text(a.problem.clone()),
-                    ]);
-                }
-                for l in &s.gaps.stocktake {
-                    stock.rows.push(vec![
-                        Cell::Text(s.school.name.clone()),
-                        Cell::Text(l.session.clone()),
-                        Cell::Text(l.item.clone()),
-                        Cell::Integer(l.recorded_qty as i64),
-                        Cell::Integer(l.counted_qty as i64),
-                        Cell::Text(l.result_label.into()),
-                        Cell::Text(l.counted_by.clone()),
-                    ]);
-                }
-            }
-            let mut dev = Table::new(
-                "未同步设备",
-                ["学校", "乡镇", "用户", "设备", "距上次同步天数"]
-                    .map(String::from)
-                    .to_vec(),
-            );
-            for d in &g.stale_devices {
-                dev.rows.push(vec![
-                    Cell::opt_text(d.school_name.as_deref()),
-                    Cell::opt_text(d.township.as_deref()),
-                    Cell::Text(d.device.username.clone()),
-                    Cell::Text(d.device.device.clone()),
-                    match d.days_since_sync {
-                        Some(n) => Cell::Integer(n as i64),
-                        None => Cell::Text("从未同步".into()),
-                    },
-                ]);
-            }
-            vec![below, archive, stock, dev]
+            let mut tables = gap_tables(g.schools.iter().map(|s| (s.school.name.as_str(), &s.gaps)));
+            let mut dev = freshness_table(&g.stale_devices);
+            dev.sheet = "未同步设备".into();
+            tables.push(dev);
+            tables
+        }
+        "school" => {
+            let code = q.school.as_deref().ok_or_else(|| {
+                ApiError::bad_request("school.xlsx needs ?school=<the school's code>")
+            })?;
+            school_tables(&school_report(&st, &caller, code)?)
+        }
+        "freshness" => {
+            let devices = freshness_list(&st, &caller, q.township.clone(), q.stale_days).await?;
+            vec![freshness_table(&devices)]
         }
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                format!("no report '{other}': report.xlsx / report.csv, gaps.xlsx / gaps.csv"),
+                format!("no report '{other}': report, school (?school=), gaps or freshness, as .xlsx or .csv"),
             ))
         }
     };
     let bytes = match format {
         SheetFormat::Xlsx => to_xlsx(&tables).map_err(ApiError::internal)?,
-        SheetFormat::Csv => {
-            let i = q.table.unwrap_or(0);
-            let t = tables.get(i).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "this report has {} tables (table=0…)",
-                    tables.len()
-                ))
-            })?;
-            to_csv(t)
-        }
+        SheetFormat::Csv => csv_of(&tables, q.table)?,
     };
     Ok(file_response(name, format, bytes))
+}
+
+/// A school's report: its verdict per stage, every indicator against its
+/// threshold, its review state and its gaps.
+fn school_tables(r: &SchoolReport) -> Vec<Table> {
+    use tpsync_reports::rollup::stage_label;
+    let title = format!("{}（{}）", r.meta.name, r.meta.code);
+    let mut verdicts = Table::new(
+        "结论",
+        ["学段", "学生数", "结论", "达标项数(R1–R7)", "说明"]
+            .map(String::from)
+            .to_vec(),
+    );
+    verdicts.title = Some(format!("{title} 资源配置评估"));
+    let mut indicators = Table::new(
+        "指标",
+        [
+            "学段",
+            "指标",
+            "名称",
+            "单位",
+            "计入7项",
+            "标准",
+            "现值",
+            "计算值",
+            "填报值",
+            "是否达标",
+            "达到标准的比例",
+            "差距",
+            "依据",
+            "整改措施",
+            "完成期限",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    indicators.title = Some(format!("{title} 指标"));
+    for stage in &r.evaluation.stages {
+        let met = match &stage.verdict {
+            Verdict::Pass { met, .. }
+            | Verdict::Fail { met, .. }
+            | Verdict::Undetermined { met, .. } => *met,
+        };
+        let mut notes = stage.notes.clone();
+        match &stage.verdict {
+            Verdict::Fail { reason, .. } => notes.insert(0, reason.clone()),
+            Verdict::Undetermined { missing, .. } => {
+                notes.extend(missing.iter().map(|m| format!("{}：{}", m.code, m.reason)))
+            }
+            Verdict::Pass { .. } => {}
+        }
+        verdicts.rows.push(vec![
+            Cell::Text(stage_label(stage.stage).into()),
+            Cell::Integer(stage.students.into()),
+            Cell::Text(verdict_label(&stage.verdict).into()),
+            Cell::Integer(met.into()),
+            Cell::Text(notes.join("；")),
+        ]);
+        for i in stage.indicators.iter().chain(std::iter::once(&stage.books)) {
+            indicators.rows.push(vec![
+                Cell::Text(stage_label(stage.stage).into()),
+                Cell::Text(i.code.clone()),
+                Cell::Text(i.name.clone()),
+                Cell::opt_text(i.unit.as_deref()),
+                Cell::Text(if i.counted { "是" } else { "否" }.into()),
+                num(i.threshold),
+                num(i.value),
+                num(i.computed),
+                num(i.typed),
+                Cell::Text(
+                    match i.meets {
+                        Some(true) => "是",
+                        Some(false) => "否",
+                        None => "无法判定",
+                    }
+                    .into(),
+                ),
+                i.ratio.map_or(Cell::Empty, Cell::Percent),
+                i.shortfall.as_ref().map_or(Cell::Empty, |s| {
+                    Cell::Text(format!("{} {}", s.amount, s.unit))
+                }),
+                Cell::Text(i.basis.clone()),
+                Cell::Text(
+                    i.plans
+                        .iter()
+                        .map(|p| p.action.clone())
+                        .collect::<Vec<_>>()
+                        .join("；"),
+                ),
+                Cell::opt_text(i.plans.first().and_then(|p| p.due_on.as_deref())),
+            ]);
+        }
+    }
+    let mut review = Table::new(
+        "审核",
+        ["部分", "状态", "退回意见", "通过后有修改", "不能提交的原因"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for sec in &r.review {
+        let problems = r
+            .submission_problems
+            .iter()
+            .find(|(s, _)| *s == sec.section)
+            .map(|(_, p)| p.join("；"))
+            .unwrap_or_default();
+        review.rows.push(vec![
+            Cell::Text(sec.label.into()),
+            Cell::Text(sec.status_label.into()),
+            Cell::opt_text(sec.return_comment.as_deref()),
+            Cell::Text(if sec.edited_since_approval { "是" } else { "" }.into()),
+            Cell::Text(problems),
+        ]);
+    }
+    let mut tables = vec![verdicts, indicators, review];
+    tables.extend(gap_tables([(r.meta.name.as_str(), &r.gaps)]));
+    tables
+}
+
+/// Every device and its last sync (同步情况).
+fn freshness_table(devices: &[StaleDevice]) -> Table {
+    let mut t = Table::new(
+        "同步情况",
+        ["学校", "乡镇", "用户", "设备", "距上次同步天数"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for d in devices {
+        t.rows.push(vec![
+            Cell::opt_text(d.school_name.as_deref()),
+            Cell::opt_text(d.township.as_deref()),
+            Cell::Text(d.device.username.clone()),
+            Cell::Text(d.device.device.clone()),
+            match d.days_since_sync {
+                Some(n) => Cell::Integer(n as i64),
+                None => Cell::Text("从未同步".into()),
+            },
+        ]);
+    }
+    t
+}
+
+/// The gap tables (未达标指标, 档案缺漏, 盘点差异) of some schools, each row
+/// naming its school.
+fn gap_tables<'a>(
+    schools: impl IntoIterator<Item = (&'a str, &'a tpsync_reports::SchoolGaps)>,
+) -> Vec<Table> {
+    let mut below = Table::new(
+        "未达标指标",
+        [
+            "学校",
+            "学段",
+            "指标",
+            "名称",
+            "现值",
+            "标准",
+            "差距",
+            "整改措施",
+            "完成期限",
+            "无计划",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let mut archive = Table::new(
+        "档案缺漏",
+        ["学校", "目录编号", "档案名称", "问题"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let mut stock = Table::new(
+        "盘点差异",
+        [
+            "学校",
+            "盘点",
+            "物品",
+            "账面数量",
+            "实盘数量",
+            "结果",
+            "盘点设备",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    for (school_name, gaps) in schools {
+        for b in &gaps.below_threshold {
+            below.rows.push(vec![
+                Cell::Text(school_name.to_owned()),
+                Cell::Text(tpsync_reports::rollup::stage_label(b.stage).into()),
+                Cell::Text(b.code.clone()),
+                Cell::Text(b.name.clone()),
+                num(b.value),
+                num(b.threshold),
+                Cell::opt_text(b.shortfall.as_deref()),
+                Cell::Text(
+                    b.plans
+                        .iter()
+                        .map(|p| p.action.clone())
+                        .collect::<Vec<_>>()
+                        .join("；"),
+                ),
+                Cell::opt_text(b.due_on.as_deref()),
+                Cell::Text(if b.no_plan { "是" } else { "" }.into()),
+            ]);
+        }
+        for a in &gaps.archive {
+            archive.rows.push(vec![
+                Cell::Text(school_name.to_owned()),
+                Cell::Text(a.code.clone()),
+                Cell::Text(a.title.clone()),
+                Cell::Text(a.problem.clone()),
+            ]);
+        }
+        for l in &gaps.stocktake {
+            stock.rows.push(vec![
+                Cell::Text(school_name.to_owned()),
+                Cell::Text(l.session.clone()),
+                Cell::Text(l.item.clone()),
+                Cell::Integer(l.recorded_qty as i64),
+                Cell::Integer(l.counted_qty as i64),
+                Cell::Text(l.result_label.into()),
+                Cell::Text(l.counted_by.clone()),
+            ]);
+        }
+    }
+    vec![below, archive, stock]
 }
 
 fn school_access(
@@ -374,33 +526,116 @@ fn school_access(
     Ok(())
 }
 
+/// What a school's records can be exported as: the two ledgers (also
+/// importable) and the registers built on the phone (export only).
+#[derive(Clone, Copy)]
+enum Register {
+    Equipment,
+    Books,
+    Archive,
+    Checklist,
+    Stocktake,
+}
+
+fn register(name: &str) -> Result<Register, ApiError> {
+    Ok(match name {
+        "equipment" => Register::Equipment,
+        "books" => Register::Books,
+        "archive" => Register::Archive,
+        "checklist" => Register::Checklist,
+        "stocktake" => Register::Stocktake,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "'{name}' is not a register: equipment, books, archive, checklist or stocktake"
+            )))
+        }
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LedgerExportQuery {
+    /// For CSV: which table (0-based) of a register of several (archive:
+    /// items, boxes; checklist: rows, plans).
+    pub table: Option<usize>,
+}
+
+/// One table for CSV, or the error naming how many there are.
+fn csv_of(tables: &[Table], table: Option<usize>) -> Result<Vec<u8>, ApiError> {
+    let i = table.unwrap_or(0);
+    let t = tables.get(i).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "this export has {} table(s) (table=0…{})",
+            tables.len(),
+            tables.len().saturating_sub(1)
+        ))
+    })?;
+    Ok(to_csv(t))
+}
+
 async fn export_ledger(
     State(st): State<AppState>,
     Authed(caller): Authed,
     Path((code, file)): Path<(String, String)>,
+    Query(q): Query<LedgerExportQuery>,
+) -> Result<Response, ApiError> {
+    register_file(st, &caller, &code, &file, q).await
+}
+
+/// One of a school's registers as a file, `file` being
+/// `<register>.<xlsx|csv>`: for the API and for the dashboard's download
+/// links.
+pub(crate) async fn register_file(
+    st: AppState,
+    caller: &Caller,
+    code: &str,
+    file: &str,
+    q: LedgerExportQuery,
 ) -> Result<Response, ApiError> {
     let school: SchoolId = code
         .parse()
         .map_err(|e| ApiError::bad_request(format!("'{code}' is not a school code: {e}")))?;
     let (name, format) = split_file(&file)?;
-    let kind = ledger_kind(name)?;
+    let which = register(name)?;
     school_access(&st, &caller, &school, false)?;
+    let catalogue = match which {
+        Register::Archive => st.reports.read(|m| m.template().catalogue.clone())?,
+        _ => Vec::new(),
+    };
     let bytes = blocking(move || {
-        let (doc_kind, build): (DocKind, fn(&RecordDoc) -> sync_core::Result<Table>) = match kind {
-            LedgerKind::Equipment => (DocKind::Equipment, |d| {
-                Ok(equipment_table(&d.list::<EquipmentItem>()?))
-            }),
-            LedgerKind::Books => (DocKind::Books, |d| Ok(books_table(&d.list::<Book>()?))),
+        let doc_kind = match which {
+            Register::Equipment | Register::Stocktake => DocKind::Equipment,
+            Register::Books => DocKind::Books,
+            Register::Archive => DocKind::Archive,
+            Register::Checklist => DocKind::Checklist,
+        };
+        let build = |d: &RecordDoc| -> sync_core::Result<Vec<Table>> {
+            Ok(match which {
+                Register::Equipment => vec![equipment_table(&d.list::<EquipmentItem>()?)],
+                Register::Books => vec![books_table(&d.list::<Book>()?)],
+                Register::Archive => archive_tables(
+                    &d.list::<ArchiveItem>()?,
+                    &d.list::<ArchiveBox>()?,
+                    &catalogue,
+                ),
+                Register::Checklist => {
+                    checklist_tables(&d.list::<ChecklistRow>()?, &d.list::<ImprovementPlan>()?)
+                }
+                Register::Stocktake => vec![stocktake_table(
+                    &d.list::<StocktakeSession>()?,
+                    &d.list::<StocktakeLine>()?,
+                    &d.list::<EquipmentItem>()?,
+                )],
+            })
         };
         let id = DocId::school(&school, doc_kind).map_err(ApiError::internal)?;
-        let table = st
+        let tables = st
             .hub
             .read(&id, build)
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
         match format {
-            SheetFormat::Xlsx => to_xlsx(&[table]).map_err(ApiError::internal),
-            SheetFormat::Csv => Ok(to_csv(&table)),
+            SheetFormat::Xlsx => to_xlsx(&tables).map_err(ApiError::internal),
+            SheetFormat::Csv => csv_of(&tables, q.table),
         }
     })
     .await?;

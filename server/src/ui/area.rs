@@ -11,6 +11,7 @@ use tpsync_reports::rollup::{LeftOut, StageRollup};
 use tpsync_reports::{AreaReport, Completeness, SchoolRow};
 
 use super::charts::{self, AgainstThreshold};
+use super::downloads::report_links;
 use super::format::{cv, num, num_opt, raw_opt};
 use super::{enc, Session};
 use crate::routes::reports::{view, View};
@@ -83,6 +84,7 @@ fn area_page(r: &AreaReport, county: bool, title: &str) -> Markup {
             "数据版本 " span data-testid="version" data-value=(r.version) { (r.version) }
             " · " a href=(format!("/ui/gaps{scope}")) { "缺漏清单" }
             " · " a href=(format!("/ui/freshness{scope}")) { "同步情况" }
+            " · " (report_links("report", scope.trim_start_matches('?')))
         }
 
         section.cards {

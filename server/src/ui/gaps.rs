@@ -12,6 +12,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use tpsync_reports::SchoolGaps;
 
+use super::downloads::report_links;
 use super::format::{date_passed, datetime, num_opt, overdue, plan_status_label};
 use super::{enc, Session};
 use crate::routes::blocking;
@@ -135,6 +136,7 @@ pub(crate) async fn gaps(
     let body = html! {
         h1 data-testid="title" { (title) }
         (filter_form("/ui/gaps", &v, &all, township.as_deref(), Some(days)))
+        p.sub { (report_links("gaps", &area_query(township.as_deref(), Some(days)))) }
         div.cards {
             (count_card("gap-schools", "有缺漏的学校", report.schools.len()))
             (count_card("gap-below", "指标低于标准", below))
@@ -376,6 +378,7 @@ pub(crate) async fn freshness(
     let body = html! {
         h1 data-testid="title" { (title) }
         (filter_form("/ui/freshness", &v, &all, area.as_deref(), None))
+        p.sub { (report_links("freshness", &area_query(area.as_deref(), None))) }
         div.cards {
             (count_card("fresh-devices", "教师设备", devices.len()))
             (count_card("fresh-never", "从未同步", never))
@@ -393,4 +396,16 @@ pub(crate) async fn freshness(
         }
     };
     s.page(&title, body)
+}
+
+/// The query string of an export of the same area: `township=…&stale_days=…`.
+fn area_query(township: Option<&str>, days: Option<u32>) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = township {
+        parts.push(format!("township={}", enc(t)));
+    }
+    if let Some(d) = days {
+        parts.push(format!("stale_days={d}"));
+    }
+    parts.join("&")
 }

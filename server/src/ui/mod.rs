@@ -48,6 +48,7 @@
 
 mod area;
 mod charts;
+mod downloads;
 mod format;
 mod gaps;
 mod school;
@@ -83,6 +84,11 @@ pub fn router() -> Router<AppState> {
         .route("/ui/schools/{code}", get(school::page))
         .route("/ui/schools/{code}/review", post(school::review))
         .route("/ui/schools/{code}/blobs/{hash}", get(school::blob))
+        .route(
+            "/ui/schools/{code}/ledgers/{file}",
+            get(downloads::register),
+        )
+        .route("/ui/exports/{file}", get(downloads::report))
         .route("/ui/gaps", get(gaps::gaps))
         .route("/ui/freshness", get(gaps::freshness))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

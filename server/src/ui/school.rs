@@ -28,6 +28,7 @@ use tpsync_reports::{
 };
 
 use super::charts::{self, AgainstThreshold};
+use super::downloads::{register_links, report_links};
 use super::format::{
     datetime, num, num_opt, num_places, overdue, percent, plan_status_label, raw_opt,
 };
@@ -163,7 +164,9 @@ fn school_page(
                 (m.township_name)
             }
             " · 数据版本 " span data-testid="version" data-value=(r.version) { (r.version) }
+            " · " (report_links("school", &format!("school={}", enc(m.code.as_str()))))
         }
+        (register_links(m.code.as_str()))
         @match banner {
             Some(Banner::Done(t)) => { p.banner.ok role="status" data-testid="banner-ok" { (t) } }
             Some(Banner::Failed(t)) => { p.banner.err role="alert" data-testid="banner-error" { (t) } }
@@ -809,7 +812,7 @@ pub(crate) async fn blob(
 /// `resp` with the cookies the session set on the way in (a token pair
 /// refreshed on this request): [`Session`] adds them only to the answers
 /// it makes itself, so they are taken from one of those.
-fn with_session_cookies(s: &Session, mut resp: Response) -> Response {
+pub(crate) fn with_session_cookies(s: &Session, mut resp: Response) -> Response {
     let carrier = s.redirect("/ui/");
     for v in carrier.headers().get_all(header::SET_COOKIE) {
         resp.headers_mut().append(header::SET_COOKIE, v.clone());
