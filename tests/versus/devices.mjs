@@ -167,6 +167,12 @@ function newRepo(dev, network) {
   return repo
 }
 
+function memoryLine() {
+  const m = process.memoryUsage()
+  const mb = x => Math.round(x / 1e6)
+  return `rss ${mb(m.rss)} MB, js heap ${mb(m.heapUsed)} MB, external ${mb(m.external)} MB (incl. wasm)`
+}
+
 function round(ms) {
   return Math.round(ms * 10) / 10
 }
@@ -266,14 +272,24 @@ async function loadForSync(dev) {
 // holding the expected heads of every document.
 async function runSync(dev) {
   const t0 = performance.now()
+  const acked = dev.handles.map(() => false)
   const acks = dev.handles.map((h, i) =>
-    serverAcknowledges(dev.repo, h, dev.spec.docs[i].heads).then(() =>
-      debugLog(dev.spec.id, dev.spec.docs[i].name, "acknowledged after", round(performance.now() - t0), "ms"),
-    ),
+    serverAcknowledges(dev.repo, h, dev.spec.docs[i].heads).then(() => {
+      acked[i] = true
+      debugLog(dev.spec.id, dev.spec.docs[i].name, "acknowledged after", round(performance.now() - t0), "ms")
+    }),
   )
   dev.adapter = new WebSocketClientAdapter(job.server)
   dev.repo.networkSubsystem.addNetworkAdapter(dev.adapter)
-  await withTimeout(Promise.all(acks), timeoutMs, "waiting for the server's acknowledgement")
+  try {
+    await withTimeout(Promise.all(acks), timeoutMs, "waiting for the server's acknowledgement")
+  } catch (e) {
+    if (e instanceof Timeout) {
+      const missing = dev.spec.docs.filter((d, i) => !acked[i]).map(d => d.name)
+      e.message += `; not acknowledged: ${missing.join(", ")}; connected: ${dev.repo.peers.length > 0}`
+    }
+    throw e
+  }
   return performance.now() - t0
 }
 
@@ -348,7 +364,7 @@ if (mode === "initial") {
 debugLog(`${mode}: all devices finished in ${round(performance.now() - jobStart)} ms;`,
   `disconnects: ${devices.reduce((a, d) => a + d.disconnects, 0)};`,
   `event loop delay max ${round(loopDelay.max / 1e6)} ms, p99 ${round(loopDelay.percentile(99) / 1e6)} ms;`,
-  `rss ${Math.round(process.memoryUsage().rss / 1e6)} MB`)
+  memoryLine())
 
 // Shutdown: go offline, let automerge-repo finish the saves it scheduled by
 // itself (throttled document saves, sync states per peer storage id), write
