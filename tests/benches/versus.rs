@@ -351,12 +351,27 @@ fn ensure_node_modules() {
         return;
     }
     println!("installing automerge-repo from npm (npm ci in tests/versus)…");
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(js_dir())
-        .status()
-        .expect("npm (Node.js 20 or newer) is needed for the automerge-repo side");
-    assert!(st.success(), "npm ci failed in {}", js_dir().display());
+    let npm = |args: &[&str]| {
+        Command::new("npm")
+            .args(args)
+            .current_dir(js_dir())
+            .status()
+            .expect("npm (Node.js 20 or newer) is needed for the automerge-repo side")
+            .success()
+    };
+    if npm(&["ci", "--no-audit", "--no-fund"]) {
+        return;
+    }
+    // `npm ci` refuses a lock file naming optional packages the registry
+    // does not serve (seen: a mirror without cbor-extract's per-platform
+    // prebuilds, which cbor-x only uses when present). `npm install`
+    // installs the same locked versions and skips what is missing.
+    println!("npm ci failed; installing the locked versions with npm install instead…");
+    assert!(
+        npm(&["install", "--no-audit", "--no-fund", "--no-save"]),
+        "npm install failed in {}",
+        js_dir().display()
+    );
 }
 
 fn node() -> Command {
