@@ -404,6 +404,13 @@ fn start_repo_server(storage: &Path) -> ServerProc {
 
 /// Runs a Node script to the end and returns its stdout's JSON lines.
 fn run_node(script: &str, args: &[&str]) -> Vec<Value> {
+    let (ok, lines) = run_node_lenient(script, args);
+    assert!(ok, "node {script} {args:?} failed: {lines:?}");
+    lines
+}
+
+/// Runs a script; whether it exited 0, and its JSON lines.
+fn run_node_lenient(script: &str, args: &[&str]) -> (bool, Vec<Value>) {
     let out = node()
         .arg(script)
         .args(args)
@@ -414,12 +421,7 @@ fn run_node(script: &str, args: &[&str]) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    assert!(
-        out.status.success(),
-        "node {script} {args:?} failed ({}): {lines:?}",
-        out.status
-    );
-    lines
+    (out.status.success(), lines)
 }
 
 // ---------------------------------------------------------------------------
@@ -802,7 +804,15 @@ impl RepoRun {
     }
 
     /// Runs devices.mjs in `mode` for these schools; each device's time.
-    fn job(&self, mode: &str, url: &str, schools: &[usize], tag: &str) -> Vec<Duration> {
+    /// The times of the devices that succeeded, and the others' errors.
+    #[allow(clippy::type_complexity)]
+    fn job_lenient(
+        &self,
+        mode: &str,
+        url: &str,
+        schools: &[usize],
+        tag: &str,
+    ) -> (Vec<Duration>, Vec<(usize, String)>) {
         let devices: Vec<Value> = schools
             .iter()
             .map(|&i| {
@@ -825,16 +835,29 @@ impl RepoRun {
         let mut f = std::fs::File::create(&file).unwrap();
         f.write_all(&serde_json::to_vec(&job).unwrap()).unwrap();
         drop(f);
-        let out = run_node("devices.mjs", &["--job", file.to_str().unwrap()]);
-        let times: Vec<Duration> = out
-            .iter()
-            .filter(|v| v.get("id").is_some())
-            .map(|v| {
-                assert_eq!(v["ok"], json!(true), "automerge-repo device: {v}");
-                Duration::from_secs_f64(v["ms"].as_f64().unwrap() / 1000.0)
-            })
-            .collect();
-        assert_eq!(times.len(), schools.len(), "every device reported: {out:?}");
+        let (_, out) = run_node_lenient("devices.mjs", &["--job", file.to_str().unwrap()]);
+        let mut times = Vec::new();
+        let mut failed = Vec::new();
+        for v in out.iter().filter(|v| v.get("id").is_some()) {
+            let i: usize = v["id"].as_str().unwrap()[1..].parse().unwrap();
+            if v["ok"] == json!(true) {
+                times.push(Duration::from_secs_f64(v["ms"].as_f64().unwrap() / 1000.0));
+            } else {
+                failed.push((i, v["error"].as_str().unwrap_or("?").to_owned()));
+            }
+        }
+        assert_eq!(
+            times.len() + failed.len(),
+            schools.len(),
+            "every device reported: {out:?}"
+        );
+        (times, failed)
+    }
+
+    /// As [`RepoRun::job_lenient`], every device required to succeed.
+    fn job(&self, mode: &str, url: &str, schools: &[usize], tag: &str) -> Vec<Duration> {
+        let (times, failed) = self.job_lenient(mode, url, schools, tag);
+        assert!(failed.is_empty(), "automerge-repo devices failed in {mode}: {failed:?}");
         times
     }
 
@@ -930,7 +953,31 @@ impl System for RepoRun {
         RepoRun::device_dir(self, i, tag)
     }
     fn initial(&self, url: &str, schools: &[usize], tag: &str) -> Vec<Duration> {
-        self.job("initial", url, schools, tag)
+        if tag != "county" {
+            return self.job("initial", url, schools, tag);
+        }
+        // The county's setup is not measured. A device whose socket the
+        // busy server dropped while it asked for its documents has them
+        // marked unavailable and never asks again (seen with 25 new devices
+        // at once); as an app would on its next start, it starts over.
+        let mut left: Vec<usize> = schools.to_vec();
+        for attempt in 1..=4 {
+            let (_, failed) = self.job_lenient("initial", url, &left, tag);
+            if failed.is_empty() {
+                return Vec::new();
+            }
+            println!(
+                "automerge-repo: {} of {} devices did not get their documents (attempt {attempt}); they start over: {:?}",
+                failed.len(),
+                left.len(),
+                failed.iter().map(|(i, e)| format!("d{i}: {e}")).collect::<Vec<_>>()
+            );
+            left = failed.into_iter().map(|(i, _)| i).collect();
+            for &i in &left {
+                let _ = std::fs::remove_dir_all(self.device_dir(i, tag));
+            }
+        }
+        panic!("automerge-repo: devices {left:?} never got their documents in 4 attempts");
     }
     fn edit(&self, schools: &[usize], tag: &str) {
         self.job("edit", "ws://127.0.0.1:9", schools, tag);
