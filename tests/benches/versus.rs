@@ -857,7 +857,10 @@ impl RepoRun {
     /// As [`RepoRun::job_lenient`], every device required to succeed.
     fn job(&self, mode: &str, url: &str, schools: &[usize], tag: &str) -> Vec<Duration> {
         let (times, failed) = self.job_lenient(mode, url, schools, tag);
-        assert!(failed.is_empty(), "automerge-repo devices failed in {mode}: {failed:?}");
+        assert!(
+            failed.is_empty(),
+            "automerge-repo devices failed in {mode}: {failed:?}"
+        );
         times
     }
 
